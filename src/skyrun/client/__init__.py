@@ -1,0 +1,1 @@
+"""The API client: HTTP to a server, or in-process to the embedded database."""

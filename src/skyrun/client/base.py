@@ -1,0 +1,95 @@
+"""Request machinery: base URL, bearer auth, retries, error mapping."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from skyrun._version import __version__
+from skyrun.client.errors import ServerUnreachable, describe_detail, error_for
+from skyrun.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+_RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+class BaseClient:
+    """Sends JSON requests to a skyrun API and turns answers into models or errors."""
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.embedded = settings.api_url is None
+        headers = {"User-Agent": f"skyrun/{__version__}"}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        if transport is None and self.embedded:
+            # Loaded only in embedded mode: it imports the server and SQLAlchemy.
+            from skyrun.client.embedded import EmbeddedTransport
+
+            transport = EmbeddedTransport(settings)
+        base_url = (settings.api_url or "http://embedded/api").rstrip("/") + "/"
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            transport=transport,
+            timeout=settings.client_timeout,
+        )
+        self._retries = max(0, settings.client_retries)
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.api_url or f"embedded:{self.settings.resolved_database_url}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send a request, retrying connection failures and 429/502/503/504."""
+        path = path.lstrip("/")
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=clean_params or None,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if attempt >= self._retries:
+                    raise ServerUnreachable(
+                        f"cannot reach the skyrun API at {self.settings.api_url} ({exc}); "
+                        "is the server running? (skyrun server start)"
+                    ) from exc
+            else:
+                if response.status_code not in _RETRY_STATUS or attempt >= self._retries:
+                    break
+            attempt += 1
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+        if response.is_error:
+            try:
+                detail = describe_detail(response.json())
+            except ValueError:
+                detail = response.text or response.reason_phrase
+            raise error_for(response.status_code, detail, method, "/" + path)
+        return response
+
+    def get_model(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate_json(self.request("GET", path, **kwargs).content)
+
+    def post_model(self, model: type[M], path: str, body: Any = None, **kwargs: Any) -> M:
+        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        return model.model_validate_json(self.request("POST", path, json=payload, **kwargs).content)
+
+    def close(self) -> None:
+        self._http.close()

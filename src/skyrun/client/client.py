@@ -1,0 +1,148 @@
+"""SkyrunClient: one method per API operation the SDK, CLI and workers use."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from skyrun.client.base import BaseClient
+from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from skyrun.schemas.artifacts import Artifact, ArtifactCreate
+from skyrun.schemas.core import (
+    Batch,
+    Flow,
+    FlowCreate,
+    FlowRun,
+    FlowRunCreate,
+    FlowRunFilter,
+    Log,
+    Page,
+    TaskRun,
+)
+from skyrun.schemas.orchestration import SetStateRequest, SetStateResponse
+from skyrun.schemas.states import State, StateCreate
+from skyrun.schemas.variables import Variable, VariableSet
+from skyrun.settings import Settings, get_settings
+
+_STATES = TypeAdapter(list[State])
+_LOGS = TypeAdapter(list[Log])
+_KEYS = TypeAdapter(list[ApiKey])
+
+
+class SkyrunClient(BaseClient):
+    """Flows, flow runs, task runs, logs, artifacts, variables and API keys."""
+
+    # Flows and flow runs
+    def create_flow(self, name: str, tags: list[str] | None = None) -> Flow:
+        return self.post_model(Flow, "flows", FlowCreate(name=name, tags=tags or []))
+
+    def read_flow(self, flow_id: uuid.UUID) -> Flow:
+        return self.get_model(Flow, f"flows/{flow_id}")
+
+    def create_flow_run(self, data: FlowRunCreate) -> FlowRun:
+        return self.post_model(FlowRun, "flow_runs", data)
+
+    def read_flow_run(self, flow_run_id: uuid.UUID | str) -> FlowRun:
+        return self.get_model(FlowRun, f"flow_runs/{flow_run_id}")
+
+    def filter_flow_runs(self, flow_run_filter: FlowRunFilter | None = None) -> Page[FlowRun]:
+        return self.post_model(
+            Page[FlowRun], "flow_runs/filter", flow_run_filter or FlowRunFilter()
+        )
+
+    def set_flow_run_state(
+        self, flow_run_id: uuid.UUID | str, state: StateCreate, *, force: bool = False
+    ) -> SetStateResponse:
+        return self.post_model(
+            SetStateResponse,
+            f"flow_runs/{flow_run_id}/set_state",
+            SetStateRequest(state=state, force=force),
+        )
+
+    def read_flow_run_states(self, flow_run_id: uuid.UUID | str) -> list[State]:
+        return _STATES.validate_json(self.request("GET", f"flow_runs/{flow_run_id}/states").content)
+
+    # Task runs and logs
+    def send_batch(self, batch: Batch) -> dict[str, int]:
+        result: dict[str, int] = self.request(
+            "POST", "batch", json=batch.model_dump(mode="json")
+        ).json()
+        return result
+
+    def list_task_runs(
+        self, flow_run_id: uuid.UUID | str | None = None, limit: int = 200, offset: int = 0
+    ) -> Page[TaskRun]:
+        params = {"flow_run_id": flow_run_id, "limit": limit, "offset": offset}
+        return self.get_model(Page[TaskRun], "task_runs", params=params)
+
+    def read_logs(
+        self,
+        flow_run_id: uuid.UUID | str | None = None,
+        *,
+        after_id: int | None = None,
+        min_level: int = 0,
+        limit: int = 200,
+    ) -> list[Log]:
+        params = {
+            "flow_run_id": flow_run_id,
+            "after_id": after_id,
+            "min_level": min_level,
+            "limit": limit,
+        }
+        return _LOGS.validate_json(self.request("GET", "logs", params=params).content)
+
+    # Artifacts
+    def create_artifact(self, data: ArtifactCreate) -> Artifact:
+        return self.post_model(Artifact, "artifacts", data)
+
+    def list_artifacts(self, **params: Any) -> Page[Artifact]:
+        return self.get_model(Page[Artifact], "artifacts", params=params)
+
+    def read_artifact(self, artifact_id: uuid.UUID | str) -> Artifact:
+        return self.get_model(Artifact, f"artifacts/{artifact_id}")
+
+    def read_latest_artifact(self, key: str) -> Artifact:
+        return self.get_model(Artifact, f"artifacts/latest/{key}")
+
+    # Variables
+    def set_variable(self, name: str, value: Any, tags: list[str] | None = None) -> Variable:
+        body = VariableSet(value=value, tags=tags or []).model_dump(mode="json")
+        return Variable.model_validate_json(
+            self.request("PUT", f"variables/{name}", json=body).content
+        )
+
+    def read_variable(self, name: str) -> Variable:
+        return self.get_model(Variable, f"variables/{name}")
+
+    def list_variables(self, limit: int = 100, offset: int = 0) -> Page[Variable]:
+        return self.get_model(
+            Page[Variable], "variables", params={"limit": limit, "offset": offset}
+        )
+
+    def delete_variable(self, name: str) -> None:
+        self.request("DELETE", f"variables/{name}")
+
+    # API keys
+    def create_api_key(self, name: str) -> ApiKeyCreated:
+        return self.post_model(ApiKeyCreated, "api_keys", ApiKeyCreate(name=name))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return _KEYS.validate_json(self.request("GET", "api_keys").content)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        return ApiKey.model_validate_json(self.request("DELETE", f"api_keys/{name}").content)
+
+
+_clients: dict[tuple[str | None, str | None, str], SkyrunClient] = {}
+
+
+def get_client(settings: Settings | None = None) -> SkyrunClient:
+    """A client for the configured API, shared within the process."""
+    settings = settings or get_settings()
+    key = (settings.api_url, settings.api_key, settings.resolved_database_url)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = SkyrunClient(settings)
+    return client

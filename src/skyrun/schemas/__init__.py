@@ -1,0 +1,1 @@
+"""Pydantic models shared by the client and the server: X, XCreate, XUpdate."""

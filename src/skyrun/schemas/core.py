@@ -1,0 +1,157 @@
+"""Flows, flow runs, task runs, logs: the core records of the API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skyrun.schemas.states import State, StateCreate, StateType
+
+T = TypeVar("T")
+
+
+class ORMModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class FlowCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    tags: list[str] = Field(default_factory=list)
+
+
+class Flow(ORMModel):
+    id: uuid.UUID
+    name: str
+    tags: list[str]
+    created: datetime
+
+
+class FlowRunCreate(BaseModel):
+    """A new flow run; `state` defaults to PENDING for a run started in-process."""
+
+    model_config = ConfigDict(extra="forbid")
+    flow_id: uuid.UUID
+    id: uuid.UUID | None = None
+    name: str | None = Field(default=None, max_length=200)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    parent_flow_run_id: uuid.UUID | None = None
+    parent_task_run_id: uuid.UUID | None = None
+    state: StateCreate | None = None
+
+
+class FlowRun(ORMModel):
+    id: uuid.UUID
+    flow_id: uuid.UUID
+    flow_name: str | None = None
+    name: str
+    parameters: dict[str, Any]
+    tags: list[str]
+    parent_flow_run_id: uuid.UUID | None
+    parent_task_run_id: uuid.UUID | None
+    deployment_id: uuid.UUID | None = None
+    deployment_name: str | None = None
+    work_queue_id: uuid.UUID | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    worker_id: uuid.UUID | None = None
+    infrastructure_id: str | None = None
+    auto_scheduled: bool = False
+    state: State | None
+    expected_start_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    run_count: int
+    total_run_time: float
+    created: datetime
+    updated: datetime
+
+
+class FlowRunFilter(BaseModel):
+    """Which flow runs to list; every field narrows the result."""
+
+    model_config = ConfigDict(extra="forbid")
+    flow_name: str | None = None
+    flow_id: uuid.UUID | None = None
+    deployment_id: uuid.UUID | None = None
+    work_pool_name: str | None = None
+    state_type: list[StateType] | None = None
+    state_name: list[str] | None = None
+    parent_flow_run_id: uuid.UUID | None = None
+    expected_start_before: datetime | None = None
+    expected_start_after: datetime | None = None
+    sort: str = Field(default="created_desc", pattern="^(created|expected_start_time)_(asc|desc)$")
+    limit: int = Field(default=50, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class TaskRunRecord(BaseModel):
+    """A task run as the SDK reports it in a batch: its latest fields and new states."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: uuid.UUID
+    flow_run_id: uuid.UUID
+    name: str
+    task_key: str
+    tags: list[str] = Field(default_factory=list)
+    run_count: int = 0
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    total_run_time: float = 0.0
+    states: list[State] = Field(min_length=1)
+
+
+class TaskRun(ORMModel):
+    id: uuid.UUID
+    flow_run_id: uuid.UUID
+    name: str
+    task_key: str
+    tags: list[str]
+    state: State | None
+    start_time: datetime | None
+    end_time: datetime | None
+    run_count: int
+    total_run_time: float
+    created: datetime
+
+
+class LogCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flow_run_id: uuid.UUID | None = None
+    task_run_id: uuid.UUID | None = None
+    name: str = Field(max_length=200)
+    level: int = Field(ge=0, le=100)
+    message: str
+    timestamp: datetime
+
+
+class Log(ORMModel):
+    id: int
+    flow_run_id: uuid.UUID | None
+    task_run_id: uuid.UUID | None
+    name: str
+    level: int
+    message: str
+    timestamp: datetime
+
+
+class Batch(BaseModel):
+    """What the SDK flushes in one request: task runs and log lines."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_runs: list[TaskRunRecord] = Field(default_factory=list)
+    logs: list[LogCreate] = Field(default_factory=list)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: the items, and how many match in all."""
+
+    items: list[T]
+    count: int
+    limit: int
+    offset: int

@@ -1,0 +1,95 @@
+"""Run states: the types, the named sub-states and the State model."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class StateType(enum.StrEnum):
+    """The kind of a state; a run's state name refines it (e.g. SCHEDULED/Late)."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+
+
+TERMINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+
+# The default name of each state type; named sub-states use other names.
+DEFAULT_NAMES: dict[StateType, str] = {
+    StateType.SCHEDULED: "Scheduled",
+    StateType.PENDING: "Pending",
+    StateType.RUNNING: "Running",
+    StateType.COMPLETED: "Completed",
+    StateType.FAILED: "Failed",
+    StateType.CANCELLING: "Cancelling",
+    StateType.CANCELLED: "Cancelled",
+    StateType.CRASHED: "Crashed",
+    StateType.PAUSED: "Paused",
+}
+
+# Named sub-states used by the engine, workers and services.
+LATE = "Late"
+AWAITING_RETRY = "AwaitingRetry"
+RETRYING = "Retrying"
+SUBMITTING = "Submitting"
+TIMED_OUT = "TimedOut"
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class StateCreate(BaseModel):
+    """A proposed state: what a client asks a run to move to."""
+
+    type: StateType
+    name: str | None = None
+    message: str | None = None
+    timestamp: datetime | None = None
+    scheduled_time: datetime | None = Field(
+        default=None, description="For SCHEDULED states: when the run is due."
+    )
+    data: dict[str, Any] | None = None
+
+
+class State(BaseModel):
+    """A state a run was in, as recorded."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: StateType
+    name: str
+    message: str | None = None
+    timestamp: datetime = Field(default_factory=utcnow)
+    scheduled_time: datetime | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.type in TERMINAL_TYPES
+
+    @classmethod
+    def from_create(cls, proposed: StateCreate, now: datetime | None = None) -> State:
+        """Fill in the defaults of a proposed state."""
+        return cls(
+            type=proposed.type,
+            name=proposed.name or DEFAULT_NAMES[proposed.type],
+            message=proposed.message,
+            timestamp=proposed.timestamp or now or utcnow(),
+            scheduled_time=proposed.scheduled_time,
+            data=proposed.data,
+        )

@@ -1,0 +1,1 @@
+"""The skyrun server: REST API, database, orchestration rules and services."""

@@ -1,0 +1,83 @@
+"""create_app(settings) -> the FastAPI application: /api, its docs, and (later) the UI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from skyrun._version import __version__
+from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
+from skyrun.server.auth import ApiKeyAuth
+from skyrun.server.db.engine import Database
+from skyrun.server.errors import SkyrunServerError
+from skyrun.settings import Settings
+
+ROUTERS = (flows.router, flow_runs.router, task_runs.router, artifacts.router, variables.router)
+
+
+def create_app(
+    settings: Settings, *, database: Database | None = None, run_services: bool = True
+) -> FastAPI:
+    """Build the application.
+
+    Args:
+        settings: where the database is, whether auth is on, service intervals.
+        database: an existing Database to use (the embedded client shares one).
+        run_services: start the background services (scheduler, late runs, ...)
+            with the app; the embedded mode runs none.
+    """
+    db = database or Database(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        yield
+        if database is None:
+            await db.dispose()
+
+    app = FastAPI(
+        title="skyrun",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.database = db
+    app.state.settings = settings
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/version", tags=["health"])
+    async def version() -> dict[str, str]:
+        return {"version": __version__}
+
+    for router in ROUTERS:
+        api.include_router(router)
+    app.include_router(api)
+
+    if settings.server_auth_enabled:
+        app.middleware("http")(ApiKeyAuth(db))
+
+    @app.exception_handler(SkyrunServerError)
+    async def domain_error(_: Request, exc: SkyrunServerError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": "the request conflicts with existing data (a duplicate name or a missing reference)"
+            },
+            status_code=409,
+        )
+
+    return app

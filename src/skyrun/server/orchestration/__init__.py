@@ -1,0 +1,1 @@
+"""State-transition rules for runs, as pure functions over (current, proposed)."""
