@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from dateutil.rrule import rrule, rruleset, rrulestr
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rruleset, rrulestr
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 __all__ = [
@@ -46,6 +46,13 @@ __all__ = [
 
 _DAY_SECONDS = 86_400
 _DEFAULT_ANCHOR = datetime(2020, 1, 1)
+_RRULE_PERIODS = {
+    SECONDLY: timedelta(seconds=1),
+    MINUTELY: timedelta(minutes=1),
+    HOURLY: timedelta(hours=1),
+    DAILY: timedelta(days=1),
+    WEEKLY: timedelta(weeks=1),
+}
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -60,12 +67,7 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
-def _check_timezone(name: str) -> str:
-    _zone(name)
-    return name
-
-
-TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+TimeZoneName = Annotated[str, AfterValidator(lambda name: _zone(name).key)]
 
 
 def _build_rrule(text: str, tz: tzinfo) -> rrule | rruleset:
@@ -225,11 +227,11 @@ def next_run_times(
     if isinstance(schedule, CronSchedule):
         walls = _cron_walls(schedule, after, tz)
     elif isinstance(schedule, RRuleSchedule):
-        walls = _rrule_walls(schedule, tz)
+        walls = _rrule_walls(schedule, after, tz)
     elif schedule.interval % _DAY_SECONDS == 0:
         walls = _daily_walls(schedule, after, tz)
     else:
-        return _absolute_interval(schedule, after, until, limit, tz)
+        return _absolute_interval(schedule, after, until, limit)
     return _collect(walls, after, until, limit)
 
 
@@ -315,13 +317,9 @@ def _daily_walls(schedule: IntervalSchedule, after: datetime, tz: tzinfo) -> Ite
 
 
 def _absolute_interval(
-    schedule: IntervalSchedule,
-    after: datetime,
-    until: datetime | None,
-    limit: int,
-    tz: tzinfo,
+    schedule: IntervalSchedule, after: datetime, until: datetime | None, limit: int
 ) -> list[datetime]:
-    start = _anchor(schedule, tz).astimezone(UTC)
+    start = _anchor(schedule, _zone(schedule.timezone)).astimezone(UTC)
     step = timedelta(seconds=schedule.interval)
     k = (after - start) // step + 1  # exact: timedelta arithmetic is integral µs
     result: list[datetime] = []
@@ -337,8 +335,18 @@ def _absolute_interval(
     return result
 
 
-def _rrule_walls(schedule: RRuleSchedule, tz: tzinfo) -> Iterator[datetime]:
+def _rrule_walls(schedule: RRuleSchedule, after: datetime, tz: tzinfo) -> Iterator[datetime]:
     # A floating (naive) DTSTART in the string is read in the schedule's zone;
     # a DTSTART with TZID or Z keeps its own zone.
-    for occurrence in _build_rrule(schedule.rrule, tz):
+    rule = _build_rrule(schedule.rrule, tz)
+    state = vars(rule)
+    if isinstance(rule, rrule) and state["_count"] is None and state["_freq"] in _RRULE_PERIODS:
+        # dateutil always iterates from DTSTART. Without COUNT, moving DTSTART
+        # forward by whole periods (wall-clock) leaves later occurrences unchanged.
+        start = state["_dtstart"]
+        period = _RRULE_PERIODS[state["_freq"]] * state["_interval"]
+        skip = (_scan_start(after, start.tzinfo or tz) - start.replace(tzinfo=None)) // period
+        if skip > 1:
+            rule = rule.replace(dtstart=start + (skip - 1) * period)
+    for occurrence in rule:
         yield occurrence if occurrence.tzinfo is not None else occurrence.replace(tzinfo=tz)
