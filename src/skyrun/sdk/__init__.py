@@ -1,0 +1,1 @@
+"""The SDK: flows, tasks, the engine that runs them, futures, logging, artifacts."""

@@ -1,0 +1,195 @@
+"""Buffers task-run states and log lines, and flushes them in the background.
+
+A task run costs no API round trip: its states are appended here and sent in
+one batch every `flush_interval` seconds, when a flow run ends (synchronously,
+before its final state), and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
+
+if TYPE_CHECKING:
+    from skyrun.client.client import SkyrunClient
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+class TaskRecord:
+    """One task run's fields, and the states not yet sent."""
+
+    __slots__ = (
+        "end_time",
+        "flow_run_id",
+        "id",
+        "name",
+        "new_states",
+        "run_count",
+        "running_since",
+        "start_time",
+        "tags",
+        "task_key",
+        "total_run_time",
+    )
+
+    def __init__(
+        self,
+        task_run_id: uuid.UUID,
+        flow_run_id: uuid.UUID,
+        name: str,
+        task_key: str,
+        tags: list[str],
+    ) -> None:
+        self.id = str(task_run_id)
+        self.flow_run_id = str(flow_run_id)
+        self.name = name
+        self.task_key = task_key
+        self.tags = tags
+        self.run_count = 0
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.running_since: float | None = None
+        self.total_run_time = 0.0
+        self.new_states: list[tuple[str, str, float, str | None]] = []
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow_run_id": self.flow_run_id,
+            "name": self.name,
+            "task_key": self.task_key,
+            "tags": self.tags,
+            "run_count": self.run_count,
+            "start_time": _iso(self.start_time) if self.start_time else None,
+            "end_time": _iso(self.end_time) if self.end_time else None,
+            "total_run_time": self.total_run_time,
+            "states": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "type": state_type,
+                    "name": name,
+                    "timestamp": _iso(ts),
+                    "message": message,
+                }
+                for state_type, name, ts, message in self.new_states
+            ],
+        }
+
+
+class Recorder:
+    """The process's buffer of task runs and logs for one client."""
+
+    def __init__(self, client: SkyrunClient, flush_interval: float) -> None:
+        self.client = client
+        self.flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._dirty: dict[str, TaskRecord] = {}
+        self._logs: list[dict[str, Any]] = []
+        self._unsent: list[dict[str, Any]] = []
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="skyrun-recorder", daemon=True)
+        self._thread.start()
+        # Runs before the embedded backend closes (registered later hooks run first).
+        threading._register_atexit(self.close)  # type: ignore[attr-defined]
+
+    def add_state(
+        self, record: TaskRecord, state_type: str, name: str, message: str | None = None
+    ) -> float:
+        """Append a state to a task run; returns its timestamp."""
+        now = time.time()
+        with self._lock:
+            if record.running_since is not None:
+                record.total_run_time += now - record.running_since
+                record.running_since = None
+            if state_type == "RUNNING":
+                record.run_count += 1
+                record.running_since = now
+                if record.start_time is None:
+                    record.start_time = now
+            elif state_type in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                record.end_time = now
+            record.new_states.append((state_type, name, now, message))
+            self._dirty[record.id] = record
+        return now
+
+    def add_log(
+        self,
+        *,
+        flow_run_id: uuid.UUID | None,
+        task_run_id: uuid.UUID | None,
+        name: str,
+        level: int,
+        message: str,
+        timestamp: float,
+    ) -> None:
+        entry = {
+            "flow_run_id": str(flow_run_id) if flow_run_id else None,
+            "task_run_id": str(task_run_id) if task_run_id else None,
+            "name": name,
+            "level": level,
+            "message": message,
+            "timestamp": _iso(timestamp),
+        }
+        with self._lock:
+            self._logs.append(entry)
+
+    def _take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with self._lock:
+            records = list(self._dirty.values())
+            self._dirty = {}
+            task_runs = self._unsent + [r.payload() for r in records]
+            self._unsent = []
+            for r in records:
+                r.new_states = []
+            logs, self._logs = self._logs, []
+        return task_runs, logs
+
+    def flush(self) -> None:
+        """Send everything buffered now; keeps it for a later try if the server is away."""
+        with self._flush_lock:
+            task_runs, logs = self._take()
+            if not task_runs and not logs:
+                return
+            try:
+                self.client.request("POST", "batch", json={"task_runs": task_runs, "logs": logs})
+            except ServerUnreachable as exc:
+                self._put_back(task_runs, logs)
+                print(f"skyrun: could not send run records yet ({exc})", file=sys.stderr)
+            except SkyrunAPIError as exc:
+                print(f"skyrun: the API refused run records: {exc.detail}", file=sys.stderr)
+
+    def _put_back(self, task_runs: list[dict[str, Any]], logs: list[dict[str, Any]]) -> None:
+        # The payloads already own their states (taken off the records), so they
+        # are kept whole and sent ahead of anything newer.
+        with self._lock:
+            self._unsent = task_runs + self._unsent
+            self._logs = logs + self._logs
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            if self._stopped:
+                break
+            try:
+                self.flush()
+            except Exception as exc:  # never let the background thread die
+                print(f"skyrun: background flush failed: {exc!r}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        self.flush()
