@@ -1,0 +1,256 @@
+"""Turn both libraries' raw figures into comparison rows, a printed table and JSON.
+
+Targets come from shared/reference/prefect-anchors.md and the brief: skyrun at
+least 20x less per-task and per-flow-run overhead than Prefect, ``import skyrun``
+under 0.2 s, a third of Prefect's memory, and every task run stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SPEEDUP_TARGET = 20.0
+IMPORT_TARGET_S = 0.2
+MEMORY_FRACTION_TARGET = 1 / 3
+
+Check = Callable[[float | None, float | None], bool | None]
+
+
+@dataclass
+class Row:
+    """One line of the comparison table."""
+
+    workload: str
+    unit: str
+    skyrun: float | None
+    prefect: float | None
+    ratio: float | None
+    target: str
+    met: bool | None
+
+
+def _dig(data: dict[str, Any] | None, *path: str) -> float | None:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _faster(sky: float | None, pref: float | None) -> bool | None:
+    if sky is None or pref is None:
+        return None
+    return sky > 0 and pref / sky >= SPEEDUP_TARGET
+
+
+def _import_fast(sky: float | None, _pref: float | None) -> bool | None:
+    return None if sky is None else sky < IMPORT_TARGET_S
+
+
+def _lighter(sky: float | None, pref: float | None) -> bool | None:
+    if sky is None or pref is None:
+        return None
+    return sky <= pref * MEMORY_FRACTION_TARGET
+
+
+def _keeps_all(expected: int) -> Check:
+    def check(sky: float | None, _pref: float | None) -> bool | None:
+        return None if sky is None else int(sky) == expected
+
+    return check
+
+
+def _info(_sky: float | None, _pref: float | None) -> bool | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to read one row from both sides' raw results."""
+
+    label: str
+    unit: str
+    path: tuple[str, ...]
+    target: str
+    check: Check
+    has_ratio: bool = True
+
+
+def _specs(n: int) -> list[Spec]:
+    faster = f">= {SPEEDUP_TARGET:.0f}x"
+    third = "skyrun <= 1/3"
+    kept = f"skyrun = {n}"
+    specs = [
+        Spec(
+            "import time (median, in-process)",
+            "s",
+            ("import", "import_s"),
+            f"skyrun < {IMPORT_TARGET_S} s",
+            _import_fast,
+        ),
+        Spec(
+            "import: fresh process wall (median)", "s", ("import", "process_wall_s"), "info", _info
+        ),
+        Spec("import RSS", "MiB", ("import", "rss_mib"), third, _lighter),
+    ]
+    for key, how in (
+        ("sequential", "sequential"),
+        ("submitted", ".submit()"),
+        ("mapped", ".map()"),
+    ):
+        specs += [
+            Spec(
+                f"{n} tasks, {how}: per task (flow call / {n})",
+                "ms",
+                ("overhead", key, "per_task_ms"),
+                faster,
+                _faster,
+            ),
+            Spec(
+                "  same, per task inside the flow body",
+                "ms",
+                ("overhead", key, "per_task_in_flow_ms"),
+                faster,
+                _faster,
+            ),
+        ]
+    specs += [
+        Spec("empty flow run, per run", "ms", ("overhead", "per_flow_run_ms"), faster, _faster),
+        Spec(
+            "peak RSS, process running workloads 2-4",
+            "MiB",
+            ("overhead", "peak_rss_mib"),
+            third,
+            _lighter,
+        ),
+        Spec(
+            f"stored task runs of last {n}-task flow, right after it returned",
+            "runs",
+            ("overhead", "sequential", "stored_right_after_flow"),
+            kept,
+            _keeps_all(n),
+            False,
+        ),
+        Spec(
+            f"stored task runs of last {n}-task flow, after process exit",
+            "runs",
+            ("overhead", "stored_after_exit", "for_flow_run"),
+            kept,
+            _keeps_all(n),
+            False,
+        ),
+        Spec(
+            "  of which in COMPLETED state",
+            "runs",
+            ("overhead", "stored_after_exit", "completed_for_flow_run"),
+            kept,
+            _keeps_all(n),
+            False,
+        ),
+        Spec(
+            "stored task runs, all flows of that process, after exit",
+            "runs",
+            ("overhead", "stored_after_exit", "total"),
+            "skyrun = all",
+            _info,
+            False,
+        ),
+        Spec(
+            f"cold process: {n}-task flow, whole flow call",
+            "s",
+            ("cold", "flow_call_s"),
+            "info",
+            _info,
+        ),
+        Spec(
+            f"cold process: import + {n}-task flow, process wall",
+            "s",
+            ("cold", "process_wall_s"),
+            "info",
+            _info,
+        ),
+        Spec(
+            "cold process: stored task runs after exit",
+            "runs",
+            ("cold", "stored_after_exit", "for_flow_run"),
+            kept,
+            _keeps_all(n),
+            False,
+        ),
+        Spec(
+            "  of which in COMPLETED state",
+            "runs",
+            ("cold", "stored_after_exit", "completed_for_flow_run"),
+            kept,
+            _keeps_all(n),
+            False,
+        ),
+    ]
+    return specs
+
+
+def build_rows(sky: dict[str, Any] | None, pref: dict[str, Any] | None, n: int) -> list[Row]:
+    """Comparison rows from each side's raw results (either side may be missing)."""
+    rows: list[Row] = []
+    for spec in _specs(n):
+        s, p = _dig(sky, *spec.path), _dig(pref, *spec.path)
+        ratio = p / s if spec.has_ratio and s and p is not None else None
+        rows.append(Row(spec.label, spec.unit, s, p, ratio, spec.target, spec.check(s, p)))
+    _fill_overall_expected(rows, sky)
+    return rows
+
+
+def _fill_overall_expected(rows: list[Row], sky: dict[str, Any] | None) -> None:
+    expected = _dig(sky, "overhead", "expected_task_runs_total")
+    for row in rows:
+        if row.target == "skyrun = all":
+            row.target = "info" if expected is None else f"skyrun = {int(expected)}"
+            if expected is not None and row.skyrun is not None:
+                row.met = int(row.skyrun) == int(expected)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "runs":
+        return f"{int(value)}"
+    if unit == "MiB":
+        return f"{value:.0f} MiB"
+    if unit == "s":
+        return f"{value:.3f} s"
+    return f"{value:.4f} ms" if value < 0.1 else f"{value:.3f} ms"
+
+
+def _mark(met: bool | None) -> str:
+    return {True: "met", False: "NOT MET", None: ""}[met]
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table: workload | skyrun | prefect | ratio | target | met."""
+    header = ("workload", "skyrun", "prefect", "prefect/skyrun", "target", "")
+    body = [
+        (
+            row.workload,
+            _fmt(row.skyrun, row.unit),
+            _fmt(row.prefect, row.unit),
+            "-" if row.ratio is None else f"{row.ratio:.1f}x",
+            row.target,
+            _mark(row.met),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = [
+        " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+        for line in [header, *body]
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def rows_as_json(rows: list[Row]) -> list[dict[str, Any]]:
+    """Rows as plain dicts for results/latest.json."""
+    return [asdict(row) for row in rows]

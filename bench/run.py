@@ -1,0 +1,211 @@
+"""Benchmark skyrun against Prefect on the same workloads, side by side, in one run.
+
+Usage (from the repository root, with the project venv)::
+
+    .venv/bin/python bench/run.py [--only skyrun|prefect] [--quick]
+
+Prefect is installed on first use into ``bench/.prefect-venv``. Every workload
+runs in a fresh subprocess with a fresh home folder; the table goes to stdout
+and the figures to ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness import BENCH_DIR, PROJECT_PYTHON, Side, run_side
+from prefect_env import PREFECT_BENCH_ENV, PREFECT_VERSION, ensure_prefect_venv
+from report import build_rows, format_table, rows_as_json
+
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="skyrun vs Prefect benchmark")
+    parser.add_argument("--only", choices=["skyrun", "prefect"], help="run one side only")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions: 10 flow runs, 2 imports"
+    )
+    parser.add_argument("--n-tasks", type=int, default=1000, help="tasks per flow (1000)")
+    parser.add_argument("--n-flow-runs", type=int, help="empty flow runs (100; 10 with --quick)")
+    parser.add_argument("--import-reps", type=int, help="fresh processes per import (5; 2 quick)")
+    parser.add_argument(
+        "--keep-homes", action="store_true", help="keep each workload's home folder and DB"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    return parser.parse_args()
+
+
+def skyrun_side() -> Side:
+    return Side(
+        name="skyrun",
+        python=PROJECT_PYTHON,
+        script=BENCH_DIR / "workloads_skyrun.py",
+        module="skyrun",
+        home_var="SKYRUN_HOME",
+        db_file="skyrun.db",
+        task_run_table="task_runs",
+        drop_env_prefix="SKYRUN_",
+    )
+
+
+def prefect_side(python: Path) -> Side:
+    return Side(
+        name="prefect",
+        python=python,
+        script=BENCH_DIR / "workloads_prefect.py",
+        module="prefect",
+        home_var="PREFECT_HOME",
+        db_file="prefect.db",
+        task_run_table="task_run",
+        drop_env_prefix="PREFECT_",
+        extra_env=dict(PREFECT_BENCH_ENV),
+    )
+
+
+def skyrun_import_error(side: Side) -> str | None:
+    """Why ``from skyrun import flow, task`` fails in the project venv, or None."""
+    if not side.python.exists():
+        return f"{side.python} does not exist (create the project venv first)"
+    with tempfile.TemporaryDirectory(prefix="bench-skyrun-probe-") as home:
+        proc = subprocess.run(
+            [str(side.python), "-c", "from skyrun import flow, task"],
+            env=side.env(Path(home)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode == 0:
+        return None
+    return "\n".join(proc.stderr.strip().splitlines()[-8:])
+
+
+def library_version(side: Side, dist: str) -> str | None:
+    proc = subprocess.run(
+        [str(side.python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), "")
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    return list(os.getloadavg())
+
+
+def git_commit() -> str | None:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=BENCH_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def run_skyrun(args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, Any]:
+    side = skyrun_side()
+    error = skyrun_import_error(side)
+    if error is not None:
+        print(f"[bench] skyrun is not importable, skipping it:\n{error}", file=sys.stderr)
+        return {"unavailable": error}
+    results = run_side(side, keep_home=args.keep_homes, **sizes)
+    results["version"] = library_version(side, "skyrun")
+    return results
+
+
+def run_prefect(args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, Any]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        python = ensure_prefect_venv(log=RESULTS_DIR / "prefect-install.log")
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"[bench] prefect could not be installed: {exc}", file=sys.stderr)
+        return {"unavailable": str(exc)}
+    side = prefect_side(python)
+    results = run_side(side, keep_home=args.keep_homes, **sizes)
+    results["version"] = library_version(side, "prefect") or PREFECT_VERSION
+    return results
+
+
+def main() -> int:
+    args = parse_args()
+    sizes = {
+        "n_tasks": args.n_tasks,
+        "n_flow_runs": args.n_flow_runs or (10 if args.quick else 100),
+        "import_reps": args.import_reps or (2 if args.quick else 5),
+    }
+    started = dt.datetime.now(dt.UTC)
+    loads = {"start": load_average()}
+    sky = run_skyrun(args, sizes) if args.only in (None, "skyrun") else None
+    loads["after_skyrun"] = load_average()
+    pref = run_prefect(args, sizes) if args.only in (None, "prefect") else None
+    loads["end"] = load_average()
+
+    rows = build_rows(sky, pref, args.n_tasks)
+    print()
+    print(f"skyrun vs Prefect - {started:%Y-%m-%d %H:%M} UTC, {machine_info()['cores']} cores")
+    print(
+        f"sizes: {sizes}; load average (1 min) {loads['start'][0]:.2f} at start, "
+        f"{loads['end'][0]:.2f} at end"
+    )
+    for name, side in (("skyrun", sky), ("prefect", pref)):
+        bare = (side or {}).get("bare_python")
+        if bare:
+            print(
+                f"bare {name} interpreter: {bare['process_wall_s']:.3f} s, {bare['rss_mib']:.0f} MiB"
+            )
+    for name, side in (("skyrun", sky), ("prefect", pref)):
+        if side is None:
+            continue
+        if "unavailable" in side:
+            print(f"{name}: NOT RUN - {side['unavailable'].splitlines()[-1]}")
+        for workload, error in side.get("errors", {}).items():
+            print(f"{name} {workload}: FAILED - {error.splitlines()[-1]}")
+    print()
+    print(format_table(rows))
+
+    report = {
+        "started": started.isoformat(),
+        "machine": machine_info(),
+        "load_average": loads,
+        "git_commit": git_commit(),
+        "args": {"only": args.only, "quick": args.quick, **sizes},
+        "rows": rows_as_json(rows),
+        "skyrun": sky,
+        "prefect": pref,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nresults written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
