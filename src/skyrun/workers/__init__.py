@@ -1,0 +1,1 @@
+"""Workers: poll work pools and run flow runs as jobs."""
