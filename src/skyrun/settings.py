@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     client_retries: int = 3
     # Services (intervals in seconds).
     scheduler_interval: float = 10.0
+    housekeeping_interval: float = 5.0
     scheduler_horizon_runs: int = 100
     scheduler_horizon_days: float = 100.0
     late_after_seconds: float = 15.0

@@ -67,7 +67,7 @@ class Flow(Generic[P, R]):
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed."""
-        current = {
+        current: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "retries": self.retries,
@@ -115,6 +115,7 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
         tags: labels recorded on every run.
         task_runner_max_workers: threads for `.submit()`/`.map()` (default: cores + 4).
     """
+    kwargs: dict[str, Any] = options
     if __fn is not None:
-        return Flow(__fn, **options)
-    return lambda fn: Flow(fn, **options)
+        return Flow(__fn, **kwargs)
+    return lambda fn: Flow(fn, **kwargs)

@@ -28,7 +28,7 @@ def _model_for(fn: Callable[..., Any]) -> type[BaseModel]:
         annotation = hints.get(name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[name] = (annotation, default)
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         f"{fn.__name__}_parameters",
         __config__=ConfigDict(arbitrary_types_allowed=True),
         **fields,

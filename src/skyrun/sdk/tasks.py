@@ -49,7 +49,7 @@ class Task(Generic[P, R]):
         # Deferred import: the engine pulls in the client; `import skyrun` stays light.
         from skyrun.sdk import task_engine
 
-        return task_engine.call_task(self, args, kwargs)  # type: ignore[return-value]
+        return task_engine.call_task(self, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> SkyrunFuture[R]:
         """Run the task on the flow's task runner; returns a future at once."""
@@ -69,7 +69,7 @@ class Task(Generic[P, R]):
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""
-        current = {
+        current: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "retries": self.retries,
@@ -114,9 +114,10 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
         log_prints: send print() output to the run's logs (default: the flow's choice).
         tags: labels recorded on every run.
     """
+    kwargs: dict[str, Any] = options
     if __fn is not None:
-        return Task(__fn, **options)
-    return lambda fn: Task(fn, **options)
+        return Task(__fn, **kwargs)
+    return lambda fn: Task(fn, **kwargs)
 
 
 __all__ = ["Task", "task", "unmapped"]

@@ -44,7 +44,7 @@ def call_with_timeout(fn: Callable[..., R], args: Any, kwargs: Any, timeout: flo
         raise RunTimeout(f"timed out after {timeout:g} seconds")
     if error:
         raise error[0]
-    return result[0]  # type: ignore[no-any-return]
+    return result[0]
 
 
 def _with_alarm(fn: Callable[..., R], args: Any, kwargs: Any, timeout: float) -> R:

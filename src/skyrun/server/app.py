@@ -10,13 +10,40 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from skyrun._version import __version__
-from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
+from skyrun.server.api import (
+    artifacts,
+    deployments,
+    flow_runs,
+    flows,
+    task_runs,
+    variables,
+    work_pools,
+)
 from skyrun.server.auth import ApiKeyAuth
 from skyrun.server.db.engine import Database
 from skyrun.server.errors import SkyrunServerError
+from skyrun.server.notify import RunNotifier
+from skyrun.server.services.housekeeping import housekeeping_pass
+from skyrun.server.services.loops import Service, start_services, stop_services
+from skyrun.server.services.scheduler import scheduler_pass
 from skyrun.settings import Settings
 
-ROUTERS = (flows.router, flow_runs.router, task_runs.router, artifacts.router, variables.router)
+ROUTERS = (
+    flows.router,
+    flow_runs.router,
+    task_runs.router,
+    artifacts.router,
+    variables.router,
+    work_pools.router,
+    deployments.router,
+)
+
+
+def server_services(settings: Settings) -> list[Service]:
+    return [
+        Service("scheduler", settings.scheduler_interval, scheduler_pass(settings)),
+        Service("housekeeping", settings.housekeeping_interval, housekeeping_pass(settings)),
+    ]
 
 
 def create_app(
@@ -35,7 +62,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
+        tasks = start_services(server_services(settings), db) if run_services else []
         yield
+        await stop_services(tasks)
         if database is None:
             await db.dispose()
 
@@ -49,6 +78,7 @@ def create_app(
     )
     app.state.database = db
     app.state.settings = settings
+    app.state.notifier = RunNotifier()
 
     api = APIRouter(prefix="/api")
 

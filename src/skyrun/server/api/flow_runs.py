@@ -5,14 +5,20 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from skyrun.schemas.core import FlowRun, FlowRunCreate, FlowRunFilter, Page
 from skyrun.schemas.orchestration import SetStateRequest, SetStateResponse
-from skyrun.schemas.states import State
+from skyrun.schemas.states import State, StateType
 from skyrun.server.api.deps import transaction
 from skyrun.server.db import flow_runs
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
+
+
+class InfrastructureUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    infrastructure_id: str = Field(min_length=1, max_length=500)
 
 
 @router.post("", response_model=FlowRun, status_code=201)
@@ -40,9 +46,24 @@ async def set_flow_run_state(
     request: Request, flow_run_id: uuid.UUID, body: SetStateRequest
 ) -> SetStateResponse:
     async with transaction(request) as session:
-        return await flow_runs.set_flow_run_state(
+        response = await flow_runs.set_flow_run_state(
             session, flow_run_id, body.state, force=body.force
         )
+    if response.state is not None and response.state.type == StateType.SCHEDULED:
+        request.app.state.notifier.changed()
+    return response
+
+
+@router.post("/{flow_run_id}/infrastructure", response_model=FlowRun)
+async def set_infrastructure(
+    request: Request, flow_run_id: uuid.UUID, body: InfrastructureUpdate
+) -> FlowRun:
+    """A worker records where it launched the run (a pid, a Cloud Run execution)."""
+    async with transaction(request) as session:
+        run = await flow_runs.read_flow_run_row(session, flow_run_id, lock=True)
+        run.infrastructure_id = body.infrastructure_id
+        await session.flush()
+        return await flow_runs.read_flow_run(session, flow_run_id)
 
 
 @router.get("/{flow_run_id}/states", response_model=list[State])

@@ -137,7 +137,7 @@ _DETAIL_COLUMNS = (
 )
 
 
-def _detail_query() -> sa.Select[Any]:
+def _detail_query() -> Any:
     return (
         sa.select(FlowRun, *_DETAIL_COLUMNS)
         .join(Flow, Flow.id == FlowRun.flow_id)

@@ -1,0 +1,1 @@
+"""The `skyrun` command: thin typer commands that each parse and call one function."""

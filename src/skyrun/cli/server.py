@@ -1,0 +1,74 @@
+"""`skyrun server start`: serve the API (and UI) with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+
+from skyrun.cli.errors import CLIError
+
+app = typer.Typer(help="Run the skyrun server.", no_args_is_help=True)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, auth_enabled: bool, insecure: bool) -> None:
+    """Refuse to serve beyond loopback without auth, unless explicitly told it is insecure."""
+    if is_loopback(host) or auth_enabled or insecure:
+        return
+    raise CLIError(
+        f"refusing to listen on {host} without authentication: anyone who can reach it could "
+        "run code through skyrun. Enable auth (--auth, or SKYRUN_SERVER_AUTH_ENABLED=true, then "
+        "'skyrun api-key create NAME'), or pass --insecure-no-auth if you really mean it."
+    )
+
+
+@app.command()
+def start(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default 4200)."),
+    auth: bool = typer.Option(None, "--auth/--no-auth", help="Require API keys."),
+    insecure_no_auth: bool = typer.Option(
+        False, "--insecure-no-auth", help="Allow listening beyond loopback without auth."
+    ),
+    services: bool = typer.Option(
+        True, "--services/--no-services", help="Run the scheduler and other services."
+    ),
+    log_level: str = typer.Option("warning", help="uvicorn's log level."),
+) -> None:
+    """Start the server: the REST API at /api (docs at /api/docs)."""
+    import uvicorn
+
+    from skyrun.server.app import create_app
+    from skyrun.settings import get_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["server_host"] = host
+    if port is not None:
+        overrides["server_port"] = port
+    if auth is not None:
+        overrides["server_auth_enabled"] = auth
+    settings = get_settings().model_copy(update=overrides)
+    check_exposure(
+        settings.server_host,
+        settings.server_auth_enabled,
+        insecure_no_auth or settings.server_allow_insecure,
+    )
+    application = create_app(settings, run_services=services)
+    url = f"http://{settings.server_host}:{settings.server_port}"
+    typer.echo(f"skyrun server on {url} (API {url}/api, docs {url}/api/docs)")
+    typer.echo(f"database: {settings.resolved_database_url.split('@')[-1]}")
+    if settings.server_auth_enabled:
+        typer.echo("auth: API key required (create one with 'skyrun api-key create NAME')")
+    uvicorn.run(
+        application, host=settings.server_host, port=settings.server_port, log_level=log_level
+    )

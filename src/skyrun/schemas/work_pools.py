@@ -1,0 +1,150 @@
+"""Work pools, work queues and workers."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{what} name {value!r} must start with a letter or digit and hold only "
+            "letters, digits, '.', '_' and '-'"
+        )
+    return value
+
+
+class WorkPoolStatus(enum.StrEnum):
+    READY = "READY"
+    NOT_READY = "NOT_READY"
+    PAUSED = "PAUSED"
+
+
+class WorkerStatus(enum.StrEnum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+
+
+class WorkPoolCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=50)
+    description: str | None = None
+    base_job_template: dict[str, Any] = Field(default_factory=dict)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    is_paused: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "work pool")
+
+
+class WorkPoolUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    base_job_template: dict[str, Any] | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    is_paused: bool | None = None
+
+
+class WorkPool(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    type: str
+    description: str | None
+    base_job_template: dict[str, Any]
+    concurrency_limit: int | None
+    is_paused: bool
+    status: WorkPoolStatus = WorkPoolStatus.NOT_READY
+    default_queue_id: uuid.UUID | None = None
+    created: datetime
+    updated: datetime
+
+
+class WorkQueueCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    priority: int = Field(default=1, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    is_paused: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "work queue")
+
+
+class WorkQueueUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    priority: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    is_paused: bool | None = None
+
+
+class WorkQueue(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    work_pool_id: uuid.UUID
+    work_pool_name: str | None = None
+    name: str
+    description: str | None
+    priority: int
+    concurrency_limit: int | None
+    is_paused: bool
+    last_polled: datetime | None
+
+
+class WorkerHeartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+
+
+class Worker(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    work_pool_id: uuid.UUID
+    name: str
+    status: WorkerStatus
+    heartbeat_interval: float
+    last_heartbeat: datetime
+
+
+class ClaimRequest(BaseModel):
+    """A worker asks for due runs; the server waits up to `wait_seconds` for one."""
+
+    model_config = ConfigDict(extra="forbid")
+    worker_name: str = Field(min_length=1, max_length=200)
+    work_queue_names: list[str] = Field(default_factory=list)
+    limit: int = Field(default=1, ge=0, le=100)
+    wait_seconds: float = Field(default=0.0, ge=0, le=60)
+    lease_seconds: float | None = Field(default=None, gt=0)
+
+
+class ClaimedRun(BaseModel):
+    """A run now PENDING for this worker, with what it needs to launch it."""
+
+    flow_run: Any  # FlowRun; typed loosely to avoid an import cycle in schemas
+    deployment: Any | None = None
+    base_job_template: dict[str, Any]
+    work_pool_name: str
+    worker_id: uuid.UUID
+    lease_expires: datetime
+
+
+class ClaimResponse(BaseModel):
+    worker_id: uuid.UUID
+    runs: list[ClaimedRun]
+    pool_paused: bool = False

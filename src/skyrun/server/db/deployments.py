@@ -1,0 +1,271 @@
+"""Deployments: upsert by (flow, name), schedules, and runs created from them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from skyrun.schedules import parse_schedule
+from skyrun.schemas.core import FlowCreate, FlowRunCreate
+from skyrun.schemas.deployments import Deployment as DeploymentSchema
+from skyrun.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentRunCreate,
+    DeploymentScheduleCreate,
+    DeploymentUpdate,
+)
+from skyrun.schemas.states import StateCreate, StateType, utcnow
+from skyrun.server.db import flow_runs, work_pools
+from skyrun.server.db.flows import get_or_create_flow
+from skyrun.server.db.models import (
+    Deployment,
+    DeploymentSchedule,
+    Flow,
+    FlowRun,
+    WorkPool,
+    WorkQueue,
+)
+from skyrun.server.errors import Invalid, NotFound
+
+
+def _checked_schedules(schedules: list[DeploymentScheduleCreate]) -> list[dict[str, Any]]:
+    checked = []
+    for i, item in enumerate(schedules):
+        try:
+            parsed = parse_schedule(item.schedule)
+        except ValueError as exc:
+            raise Invalid(f"schedules[{i}]: {exc}") from exc
+        checked.append(parsed.model_dump(mode="json"))
+    return checked
+
+
+async def _resolve_queue(
+    session: AsyncSession, pool_name: str | None, queue_name: str | None
+) -> uuid.UUID | None:
+    if pool_name is None:
+        if queue_name is not None:
+            raise Invalid("work_queue_name needs a work_pool_name")
+        return None
+    queue = await work_pools.read_work_queue(
+        session, pool_name, queue_name or work_pools.DEFAULT_QUEUE
+    )
+    return queue.id
+
+
+async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> Deployment:
+    """Create the deployment, or replace the one with the same flow and name."""
+    schedules = _checked_schedules(data.schedules)
+    flow = await get_or_create_flow(session, FlowCreate(name=data.flow_name))
+    queue_id = await _resolve_queue(session, data.work_pool_name, data.work_queue_name)
+    deployment = await session.scalar(
+        sa.select(Deployment).where(Deployment.flow_id == flow.id, Deployment.name == data.name)
+    )
+    fields = data.model_dump(
+        exclude={"flow_name", "work_pool_name", "work_queue_name", "schedules"}
+    )
+    if deployment is None:
+        deployment = Deployment(id=uuid.uuid4(), flow_id=flow.id, work_queue_id=queue_id, **fields)
+        session.add(deployment)
+        await session.flush()
+    else:
+        for key, value in fields.items():
+            setattr(deployment, key, value)
+        deployment.work_queue_id = queue_id
+        deployment.updated = utcnow()
+        await clear_future_auto_runs(session, deployment.id)
+    await _replace_schedules(session, deployment.id, schedules, data.schedules)
+    await session.flush()
+    return deployment
+
+
+async def _replace_schedules(
+    session: AsyncSession,
+    deployment_id: uuid.UUID,
+    checked: list[dict[str, Any]],
+    given: list[DeploymentScheduleCreate],
+) -> None:
+    await session.execute(
+        sa.delete(DeploymentSchedule).where(DeploymentSchedule.deployment_id == deployment_id)
+    )
+    for schedule, item in zip(checked, given, strict=True):
+        session.add(
+            DeploymentSchedule(
+                id=uuid.uuid4(), deployment_id=deployment_id, schedule=schedule, active=item.active
+            )
+        )
+
+
+async def clear_future_auto_runs(session: AsyncSession, deployment_id: uuid.UUID) -> int:
+    """Delete the scheduler's not-yet-started runs, so it recreates them from the new settings."""
+    result = await session.execute(
+        sa.delete(FlowRun).where(
+            FlowRun.deployment_id == deployment_id,
+            FlowRun.auto_scheduled.is_(True),
+            FlowRun.state_type == StateType.SCHEDULED.value,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def read_deployment_row(session: AsyncSession, deployment_id: uuid.UUID) -> Deployment:
+    deployment = await session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFound.of("deployment", deployment_id)
+    return deployment
+
+
+async def read_deployment_by_name(session: AsyncSession, flow_name: str, name: str) -> Deployment:
+    deployment = await session.scalar(
+        sa.select(Deployment)
+        .join(Flow, Flow.id == Deployment.flow_id)
+        .where(Flow.name == flow_name, Deployment.name == name)
+    )
+    if deployment is None:
+        raise NotFound(f"deployment '{flow_name}/{name}' not found")
+    return deployment
+
+
+async def to_schema(session: AsyncSession, deployment: Deployment) -> DeploymentSchema:
+    row = (
+        await session.execute(
+            sa.select(Flow.name, WorkQueue.name, WorkPool.name)
+            .select_from(Deployment)
+            .join(Flow, Flow.id == Deployment.flow_id)
+            .outerjoin(WorkQueue, WorkQueue.id == Deployment.work_queue_id)
+            .outerjoin(WorkPool, WorkPool.id == WorkQueue.work_pool_id)
+            .where(Deployment.id == deployment.id)
+        )
+    ).one()
+    schedules = await session.scalars(
+        sa.select(DeploymentSchedule)
+        .where(DeploymentSchedule.deployment_id == deployment.id)
+        .order_by(DeploymentSchedule.created)
+    )
+    return DeploymentSchema.model_validate(
+        {
+            **{c.key: getattr(deployment, c.key) for c in Deployment.__table__.columns},
+            "flow_name": row[0],
+            "work_queue_name": row[1],
+            "work_pool_name": row[2],
+            "schedules": list(schedules),
+        }
+    )
+
+
+async def list_deployments(
+    session: AsyncSession,
+    *,
+    flow_name: str | None,
+    work_pool_name: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[DeploymentSchema], int]:
+    query = (
+        sa.select(Deployment)
+        .join(Flow, Flow.id == Deployment.flow_id)
+        .outerjoin(WorkQueue, WorkQueue.id == Deployment.work_queue_id)
+        .outerjoin(WorkPool, WorkPool.id == WorkQueue.work_pool_id)
+    )
+    if flow_name is not None:
+        query = query.where(Flow.name == flow_name)
+    if work_pool_name is not None:
+        query = query.where(WorkPool.name == work_pool_name)
+    count = await session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Flow.name, Deployment.name).limit(limit).offset(offset)
+    )
+    return [await to_schema(session, d) for d in rows], int(count or 0)
+
+
+async def update_deployment(
+    session: AsyncSession, deployment_id: uuid.UUID, data: DeploymentUpdate
+) -> Deployment:
+    deployment = await read_deployment_row(session, deployment_id)
+    changes = data.model_dump(exclude_unset=True, exclude={"schedules"})
+    for key, value in changes.items():
+        if value is not None:
+            setattr(deployment, key, value)
+    if data.schedules is not None:
+        await _replace_schedules(
+            session, deployment.id, _checked_schedules(data.schedules), data.schedules
+        )
+    deployment.updated = utcnow()
+    await clear_future_auto_runs(session, deployment.id)
+    await session.flush()
+    return deployment
+
+
+async def delete_deployment(session: AsyncSession, deployment_id: uuid.UUID) -> None:
+    deployment = await read_deployment_row(session, deployment_id)
+    await clear_future_auto_runs(session, deployment.id)
+    await session.delete(deployment)
+
+
+def validate_parameters(deployment: Deployment, parameters: dict[str, Any]) -> None:
+    """Check merged parameters against the deployment's schema; Invalid names each problem."""
+    schema = deployment.parameter_openapi_schema
+    if not schema:
+        return
+    validator = Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path)
+        problems.append(f"parameter '{where}': {error.message}" if where else error.message)
+    if problems:
+        raise Invalid("invalid parameters: " + "; ".join(problems))
+
+
+async def create_deployment_run(
+    session: AsyncSession,
+    deployment: Deployment,
+    data: DeploymentRunCreate,
+    *,
+    auto_scheduled: bool = False,
+    now: datetime | None = None,
+) -> FlowRun:
+    """A flow run of the deployment, SCHEDULED for now unless told otherwise."""
+    now = now or utcnow()
+    parameters = {**deployment.parameters, **data.parameters}
+    validate_parameters(deployment, parameters)
+    queue_id = deployment.work_queue_id
+    if data.work_queue_name is not None:
+        queue = await session.get(WorkQueue, deployment.work_queue_id) if queue_id else None
+        if queue is None:
+            raise Invalid("this deployment has no work pool; it cannot take a work_queue_name")
+        pool = await session.get(WorkPool, queue.work_pool_id)
+        assert pool is not None
+        queue_id = (await work_pools.read_work_queue(session, pool.name, data.work_queue_name)).id
+    if data.idempotency_key is not None:
+        existing = await session.scalar(
+            sa.select(FlowRun).where(
+                FlowRun.deployment_id == deployment.id,
+                FlowRun.idempotency_key == data.idempotency_key,
+            )
+        )
+        if existing is not None:
+            return existing
+    state = data.state or StateCreate(
+        type=StateType.SCHEDULED, scheduled_time=data.scheduled_time or now
+    )
+    if state.type == StateType.SCHEDULED and state.scheduled_time is None:
+        state = state.model_copy(update={"scheduled_time": now})
+    return await flow_runs.create_flow_run(
+        session,
+        FlowRunCreate(
+            flow_id=deployment.flow_id,
+            name=data.name,
+            parameters=parameters,
+            tags=sorted(set(deployment.tags) | set(data.tags)),
+            state=state,
+        ),
+        deployment_id=deployment.id,
+        work_queue_id=queue_id,
+        job_variables=data.job_variables,
+        idempotency_key=data.idempotency_key,
+        auto_scheduled=auto_scheduled,
+    )

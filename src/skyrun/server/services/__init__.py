@@ -1,0 +1,1 @@
+"""Background services the server runs: scheduler, late runs, worker liveness, cancellation."""

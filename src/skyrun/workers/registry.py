@@ -1,0 +1,64 @@
+"""Worker types by name: each a plugin class loaded only when asked for.
+
+The server uses `default_job_template` when a pool is created without one;
+`skyrun worker start -t TYPE` uses `load_worker_class`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import Any
+
+# type -> (module, class, pip extra that provides its dependencies or None)
+WORKER_TYPES: dict[str, tuple[str, str, str | None]] = {
+    "process": ("skyrun.workers.process", "ProcessWorker", None),
+    "cloud-run": ("skyrun.integrations.gcp.worker", "CloudRunWorker", "gcp"),
+}
+
+# Default templates kept as data modules so the server never imports a worker's dependencies.
+_TEMPLATES: dict[str, tuple[str, str]] = {
+    "process": ("skyrun.workers.process_template", "PROCESS_JOB_TEMPLATE"),
+    "cloud-run": ("skyrun.integrations.gcp.job_template", "CLOUD_RUN_JOB_TEMPLATE"),
+}
+
+EMPTY_TEMPLATE: dict[str, Any] = {
+    "job_configuration": {},
+    "variables": {"type": "object", "properties": {}},
+}
+
+
+class UnknownWorkerType(LookupError):
+    pass
+
+
+def known_types() -> list[str]:
+    return sorted(WORKER_TYPES)
+
+
+def default_job_template(worker_type: str) -> dict[str, Any] | None:
+    """The type's default base job template, or None for a type skyrun does not know."""
+    location = _TEMPLATES.get(worker_type)
+    if location is None:
+        return None
+    try:
+        module = importlib.import_module(location[0])
+    except ImportError:
+        return None
+    return copy.deepcopy(getattr(module, location[1]))
+
+
+def extra_for(worker_type: str) -> str | None:
+    entry = WORKER_TYPES.get(worker_type)
+    return entry[2] if entry else None
+
+
+def load_worker_class(worker_type: str) -> Any:
+    """The worker class for a type; ImportError if its extra is not installed."""
+    entry = WORKER_TYPES.get(worker_type)
+    if entry is None:
+        raise UnknownWorkerType(
+            f"unknown worker type {worker_type!r}; known types: {', '.join(known_types())}"
+        )
+    module = importlib.import_module(entry[0])
+    return getattr(module, entry[1])
