@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from skyrun.client.base import BaseClient
+from skyrun.client.work import WorkClientMixin
 from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
 from skyrun.schemas.artifacts import Artifact, ArtifactCreate
 from skyrun.schemas.core import (
@@ -31,8 +32,8 @@ _LOGS = TypeAdapter(list[Log])
 _KEYS = TypeAdapter(list[ApiKey])
 
 
-class SkyrunClient(BaseClient):
-    """Flows, flow runs, task runs, logs, artifacts, variables and API keys."""
+class SkyrunClient(WorkClientMixin, BaseClient):
+    """Every API operation: core records here, work pools and deployments in the mixin."""
 
     # Flows and flow runs
     def create_flow(self, name: str, tags: list[str] | None = None) -> Flow:
