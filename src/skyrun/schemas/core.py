@@ -113,6 +113,7 @@ class TaskRun(ORMModel):
     task_key: str
     tags: list[str]
     state: State | None
+    state_history: list[State] = Field(default_factory=list)
     start_time: datetime | None
     end_time: datetime | None
     run_count: int

@@ -11,17 +11,12 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 
 if TYPE_CHECKING:
     from skyrun.client.client import SkyrunClient
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 class TaskRecord:
@@ -62,6 +57,8 @@ class TaskRecord:
         self.new_states: list[tuple[str, str, float, str | None]] = []
 
     def payload(self) -> dict[str, Any]:
+        # Times go as Unix seconds (the API accepts them for datetimes) and state
+        # ids are left to the server: both keep the per-task cost down.
         return {
             "id": self.id,
             "flow_run_id": self.flow_run_id,
@@ -69,17 +66,11 @@ class TaskRecord:
             "task_key": self.task_key,
             "tags": self.tags,
             "run_count": self.run_count,
-            "start_time": _iso(self.start_time) if self.start_time else None,
-            "end_time": _iso(self.end_time) if self.end_time else None,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
             "total_run_time": self.total_run_time,
             "states": [
-                {
-                    "id": str(uuid.uuid4()),
-                    "type": state_type,
-                    "name": name,
-                    "timestamp": _iso(ts),
-                    "message": message,
-                }
+                {"type": state_type, "name": name, "timestamp": ts, "message": message}
                 for state_type, name, ts, message in self.new_states
             ],
         }
@@ -139,7 +130,7 @@ class Recorder:
             "name": name,
             "level": level,
             "message": message,
-            "timestamp": _iso(timestamp),
+            "timestamp": timestamp,
         }
         with self._lock:
             self._logs.append(entry)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +21,7 @@ from skyrun.server.api import (
     variables,
     work_pools,
 )
+from skyrun.server.api.deps import EXTRA_SCHEMAS
 from skyrun.server.auth import ApiKeyAuth
 from skyrun.server.db.engine import Database
 from skyrun.server.errors import SkyrunServerError
@@ -93,6 +96,17 @@ def create_app(
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, extra in EXTRA_SCHEMAS.items():
+                components.setdefault(name, extra)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     if settings.server_auth_enabled:
         app.middleware("http")(ApiKeyAuth(db))

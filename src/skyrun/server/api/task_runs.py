@@ -7,15 +7,16 @@ import uuid
 from fastapi import APIRouter, Query, Request
 
 from skyrun.schemas.core import Batch, Log, LogCreate, Page, TaskRun
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import body_schema, parse_json_body, transaction
 from skyrun.server.db import flow_runs, logs, task_runs
 
 router = APIRouter(tags=["task runs and logs"])
 
 
-@router.post("/batch")
-async def record_batch(request: Request, body: Batch) -> dict[str, int]:
+@router.post("/batch", openapi_extra=body_schema(Batch))
+async def record_batch(request: Request) -> dict[str, int]:
     """Record task runs and log lines the SDK buffered, in one transaction."""
+    body = await parse_json_body(request, Batch)
     run_ids = {r.flow_run_id for r in body.task_runs}
     run_ids |= {log.flow_run_id for log in body.logs if log.flow_run_id is not None}
     async with transaction(request) as session:

@@ -116,19 +116,10 @@ class TaskRun(StateColumns, Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     task_key: Mapped[str] = mapped_column(sa.String(300))
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Every state the task run went through, oldest first, as JSON objects: task
+    # runs are written in batches of thousands, and one row each keeps that cheap.
+    state_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created: Mapped[datetime] = _created()
-
-
-class TaskRunState(Base):
-    __tablename__ = "task_run_states"
-    id: Mapped[uuid.UUID] = _id()
-    task_run_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("task_runs.id", ondelete="CASCADE"), index=True
-    )
-    type: Mapped[str] = mapped_column(sa.String(20))
-    name: Mapped[str] = mapped_column(sa.String(50))
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
-    message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
 
 
 class Log(Base):

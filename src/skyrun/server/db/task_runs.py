@@ -3,71 +3,84 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.core import TaskRun as TaskRunSchema
 from skyrun.schemas.core import TaskRunRecord
+from skyrun.schemas.states import State
 from skyrun.server.db import states as state_cols
-from skyrun.server.db.models import TaskRun, TaskRunState
+from skyrun.server.db.models import TaskRun
 from skyrun.server.errors import NotFound
 
 _CHUNK = 500
+_TABLE = cast(sa.Table, TaskRun.__table__)
+
+
+def _history_entry(state: State) -> dict[str, Any]:
+    return {
+        "id": str(state.id),
+        "type": state.type.value,
+        "name": state.name,
+        "timestamp": state.timestamp.isoformat(),
+        "message": state.message,
+    }
 
 
 async def upsert_task_runs(session: AsyncSession, records: list[TaskRunRecord]) -> int:
-    """Record a batch of task runs: insert new ones, update known ones, append states."""
+    """Record a batch of task runs: insert new ones, update known ones, append states.
+
+    Written with Core statements (not the ORM unit of work): a batch holds
+    thousands of rows and this is on the path of every task run.
+    """
     if not records:
         return 0
-    ids = [r.id for r in records]
-    existing: set[uuid.UUID] = set()
+    ids = list({r.id for r in records})
+    history: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        existing.update(await session.scalars(sa.select(TaskRun.id).where(TaskRun.id.in_(chunk))))
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    states: list[dict[str, Any]] = []
+        rows = await session.execute(
+            sa.select(TaskRun.id, TaskRun.state_history).where(TaskRun.id.in_(chunk))
+        )
+        history.update({row_id: list(h or []) for row_id, h in rows.all()})
+    inserts: dict[uuid.UUID, dict[str, Any]] = {}
+    updates: dict[uuid.UUID, dict[str, Any]] = {}
     for record in records:
-        latest = record.states[-1]
+        entries = [_history_entry(s) for s in record.states]
         row = {
-            "id": record.id,
             "run_count": record.run_count,
             "start_time": record.start_time,
             "end_time": record.end_time,
             "total_run_time": record.total_run_time,
-            **state_cols.state_columns(latest),
+            **state_cols.state_columns(record.states[-1]),
         }
-        if record.id in existing:
-            updates.append(row)
+        if record.id in inserts:
+            inserts[record.id].update(row)
+            inserts[record.id]["state_history"].extend(entries)
+        elif record.id in history:
+            history[record.id].extend(entries)
+            updates[record.id] = {**row, "b_id": record.id, "state_history": history[record.id]}
         else:
-            row.update(
-                flow_run_id=record.flow_run_id,
-                name=record.name,
-                task_key=record.task_key,
-                tags=record.tags,
-                created=record.states[0].timestamp,
-            )
-            inserts.append(row)
-            existing.add(record.id)
-        states.extend(
-            {
-                "id": s.id,
-                "task_run_id": record.id,
-                "type": s.type.value,
-                "name": s.name,
-                "timestamp": s.timestamp,
-                "message": s.message,
+            inserts[record.id] = {
+                **row,
+                "id": record.id,
+                "flow_run_id": record.flow_run_id,
+                "name": record.name,
+                "task_key": record.task_key,
+                "tags": record.tags,
+                "state_history": entries,
+                "created": record.states[0].timestamp,
             }
-            for s in record.states
-        )
     if inserts:
-        await session.execute(sa.insert(TaskRun), inserts)
+        await session.execute(_TABLE.insert(), list(inserts.values()))
     if updates:
-        await session.execute(sa.update(TaskRun), updates)
-    if states:
-        await session.execute(sa.insert(TaskRunState), states)
+        columns: dict[str, Any] = {
+            key: sa.bindparam(key) for key in next(iter(updates.values())) if key != "b_id"
+        }
+        statement = _TABLE.update().where(_TABLE.c.id == sa.bindparam("b_id")).values(columns)
+        await session.execute(statement, list(updates.values()))
     return len(records)
 
 
