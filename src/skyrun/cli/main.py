@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from skyrun.cli import api_keys, artifacts, config, flow_runs, server, variables
+from skyrun.cli import execute, worker
 from skyrun.cli.errors import CLIError
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 
@@ -25,6 +26,8 @@ app.add_typer(flow_runs.app, name="flow-run")
 app.add_typer(artifacts.app, name="artifact")
 app.add_typer(variables.app, name="variable")
 app.add_typer(api_keys.app, name="api-key")
+app.add_typer(worker.app, name="worker")
+execute.register(flow_runs.app)
 
 
 @app.command()
@@ -65,3 +68,7 @@ def run() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+if __name__ == "__main__":
+    run()

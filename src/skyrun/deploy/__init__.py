@@ -1,0 +1,1 @@
+"""Deployments from a project: project file, templating, build/push/pull steps, recipes."""

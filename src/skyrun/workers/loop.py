@@ -1,0 +1,259 @@
+"""The base worker loop: heartbeats, long-poll claiming, one thread per run, cancellation.
+
+Threads:
+  * the claim loop: waits for a free slot, long-polls the pool for due runs and
+    starts a thread per claimed run (`RunLauncher.handle`);
+  * heartbeats, every `settings.worker_heartbeat_interval` seconds;
+  * the cancel watcher: every second, while this worker has runs, it looks for
+    them in CANCELLING, kills their infrastructure and marks them CANCELLED;
+  * optionally the health check server (see `health.py`).
+
+Stopping (SIGINT/SIGTERM, or `stop()`): claiming stops; claimed runs that were
+not launched yet go back to SCHEDULED; running infrastructure is killed and
+its runs marked CRASHED when the worker type says so (`kill_on_shutdown`:
+local processes), and is otherwise left to finish and report on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from skyrun.client.client import SkyrunClient
+from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachable, SkyrunAPIError
+from skyrun.schemas.core import FlowRun, FlowRunFilter
+from skyrun.schemas.states import StateType
+from skyrun.schemas.work_pools import ClaimedRun, WorkPool, WorkPoolCreate
+from skyrun.settings import Settings
+from skyrun.workers.base import BaseWorker
+from skyrun.workers.health import HealthServer, PollHealth, default_threshold
+from skyrun.workers.runs import KILL_GRACE_SECONDS, RunLauncher
+from skyrun.workers.slots import RunTracker, Slots
+
+logger = logging.getLogger("skyrun.worker")
+
+
+class WorkerConfigError(Exception):
+    """The worker cannot start as asked (e.g. the pool is of another type)."""
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker runs; `skyrun worker start` fills these from its options."""
+
+    pool_name: str
+    worker_name: str
+    queues: list[str] = field(default_factory=list)
+    limit: int | None = None
+    run_once: bool = False
+    healthcheck_port: int | None = None  # None: no health check server
+    poll_seconds: float = 10.0  # the long-poll's wait
+    run_once_wait_seconds: float = 2.0
+    health_threshold_seconds: float | None = None  # None: max(30 s, 3 x poll_seconds)
+    cancel_check_seconds: float = 1.0
+    kill_grace_seconds: float = KILL_GRACE_SECONDS
+
+
+def ensure_work_pool(
+    client: SkyrunClient, pool_name: str, worker_type: str, template: dict[str, Any]
+) -> WorkPool:
+    """Read the pool, creating it with the type's default template if it does not exist."""
+    try:
+        pool = client.read_work_pool(pool_name)
+    except ObjectNotFound:
+        try:
+            pool = client.create_work_pool(
+                WorkPoolCreate(name=pool_name, type=worker_type, base_job_template=template)
+            )
+            logger.info("Created work pool %r of type %r", pool_name, worker_type)
+        except ObjectConflict:  # another worker created it a moment ago
+            pool = client.read_work_pool(pool_name)
+    if pool.type != worker_type:
+        raise WorkerConfigError(
+            f"work pool {pool_name!r} is of type {pool.type!r}, but this worker runs "
+            f"{worker_type!r} jobs; start it with '-t {pool.type}' or use another pool"
+        )
+    return pool
+
+
+class WorkerLoop:
+    """Polls one work pool and runs what it claims on the worker type's infrastructure."""
+
+    def __init__(
+        self,
+        worker: BaseWorker,
+        client: SkyrunClient,
+        settings: Settings,
+        options: WorkerOptions,
+    ) -> None:
+        self.worker = worker
+        self.client = client
+        self.settings = settings
+        self.options = options
+        self.slots = Slots(options.limit)
+        self.tracker = RunTracker()
+        self.stopping = threading.Event()
+        self.health = PollHealth(
+            options.health_threshold_seconds or default_threshold(options.poll_seconds)
+        )
+        self.launcher = RunLauncher(client, worker, self.tracker, settings, self.stopping)
+
+    # -- lifecycle -------------------------------------------------------------
+    def run(self) -> None:
+        """Run until stopped (or, with run_once, until the runs of one claim end)."""
+        opts = self.options
+        health_server = None
+        if opts.healthcheck_port is not None:
+            health_server = HealthServer(self.health, opts.healthcheck_port)
+            health_server.start()
+        self._start_daemon(self._heartbeat_loop, "skyrun-worker-heartbeat")
+        self._start_daemon(self._cancel_loop, "skyrun-worker-cancel")
+        logger.info(
+            "Worker %r polling work pool %r%s (limit %s)",
+            opts.worker_name,
+            opts.pool_name,
+            f" queues {', '.join(opts.queues)}" if opts.queues else "",
+            opts.limit if opts.limit is not None else "none",
+        )
+        try:
+            if opts.run_once:
+                self._claim_once(opts.run_once_wait_seconds)
+                self.slots.wait_idle()
+            else:
+                claimer = self._start_daemon(self._claim_loop, "skyrun-worker-claim")
+                self.stopping.wait()
+                claimer.join(timeout=1.0)
+                self._shutdown()
+        finally:
+            self.stopping.set()
+            if health_server is not None:
+                health_server.stop()
+            self.worker.close()
+
+    def stop(self) -> None:
+        """Ask the worker to stop (safe from a signal handler or any thread)."""
+        self.stopping.set()
+
+    def _shutdown(self) -> None:
+        if self.worker.kill_on_shutdown:
+            for flow_run_id, infrastructure_id in self.tracker.infrastructure_ids().items():
+                logger.info("Stopping flow run %s (%s)", flow_run_id, infrastructure_id)
+                self._kill_quietly(infrastructure_id)
+            if not self.slots.wait_idle(self.options.kill_grace_seconds + 15):
+                logger.warning("Some runs did not finish reporting before the worker stopped")
+        else:
+            running = len(self.tracker.infrastructure_ids())
+            if running:
+                logger.info("Leaving %d run(s) running; they report their own states", running)
+
+    # -- claiming --------------------------------------------------------------
+    def _claim_loop(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            if self.slots.wait_for_free(timeout=1.0) <= 0:
+                continue
+            if self._claim_once(self.options.poll_seconds):
+                failures = 0
+            else:
+                failures += 1
+                self.stopping.wait(min(2.0**failures, 30.0))
+
+    def _claim_once(self, wait_seconds: float) -> bool:
+        """One long-poll; starts a thread per claimed run. Returns whether the poll worked."""
+        opts = self.options
+        try:
+            response = self.client.claim_runs(
+                opts.pool_name,
+                opts.worker_name,
+                queues=opts.queues,
+                limit=max(1, self.slots.free()),
+                wait_seconds=wait_seconds,
+            )
+        except (ServerUnreachable, SkyrunAPIError) as exc:
+            logger.warning("Polling work pool %r failed: %s", opts.pool_name, exc)
+            return False
+        self.health.polled()
+        for claimed in response.runs:
+            self._start_run(claimed)
+        return True
+
+    def _start_run(self, claimed: ClaimedRun) -> None:
+        flow_run = FlowRun.model_validate(claimed.flow_run)
+        self.slots.take()
+        try:
+            self.tracker.add(flow_run.id)
+            self._start_daemon(
+                lambda: self._run_thread(claimed, flow_run), f"skyrun-run-{flow_run.id}"
+            )
+        except BaseException:
+            self.tracker.remove(flow_run.id)
+            self.slots.release()
+            raise
+
+    def _run_thread(self, claimed: ClaimedRun, flow_run: FlowRun) -> None:
+        try:
+            self.launcher.handle(claimed, flow_run)
+        except Exception:
+            logger.exception("Flow run %s: the worker failed while handling it", flow_run.id)
+            self.launcher.propose(
+                flow_run.id, StateType.CRASHED, "the worker failed while handling it"
+            )
+        finally:
+            self.tracker.remove(flow_run.id)
+            self.slots.release()
+
+    # -- background duties -----------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        interval = self.settings.worker_heartbeat_interval
+        while not self.stopping.is_set():
+            try:
+                self.client.worker_heartbeat(
+                    self.options.pool_name, self.options.worker_name, interval
+                )
+            except Exception as exc:
+                logger.warning("Heartbeat failed: %s", exc)
+            self.stopping.wait(interval)
+
+    def _cancel_loop(self) -> None:
+        while not self.stopping.wait(self.options.cancel_check_seconds):
+            if self.slots.in_use == 0:
+                continue
+            try:
+                page = self.client.filter_flow_runs(
+                    FlowRunFilter(
+                        work_pool_name=self.options.pool_name,
+                        state_type=[StateType.CANCELLING],
+                        limit=1000,
+                    )
+                )
+            except Exception as exc:
+                logger.warning("Checking for cancelled runs failed: %s", exc)
+                continue
+            for run in page.items:
+                first, infrastructure_id = self.tracker.request_cancel(run.id)
+                if first:
+                    self._start_daemon(
+                        lambda r=run.id, i=infrastructure_id: self._cancel(r, i),
+                        f"skyrun-cancel-{run.id}",
+                    )
+
+    def _cancel(self, flow_run_id: uuid.UUID, infrastructure_id: str | None) -> None:
+        logger.info("Flow run %s: cancelling", flow_run_id)
+        if infrastructure_id is not None:
+            self._kill_quietly(infrastructure_id)
+        self.launcher.propose(flow_run_id, StateType.CANCELLED, "cancelled by request")
+
+    def _kill_quietly(self, infrastructure_id: str) -> None:
+        try:
+            self.worker.kill(infrastructure_id, self.options.kill_grace_seconds)
+        except Exception as exc:
+            logger.warning("Could not stop %s: %s", infrastructure_id, exc)
+
+    @staticmethod
+    def _start_daemon(target: Any, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread

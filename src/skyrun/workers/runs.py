@@ -1,0 +1,174 @@
+"""One claimed run, start to end: render its job, launch it, watch it, report how it ended.
+
+Every path ends with the run in a final state or handed back: a job that does
+not render is FAILED (nothing launched), infrastructure that does not start or
+exits without the run reporting a final state is CRASHED, a run cancelled
+while it ran is CANCELLED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from skyrun.client.client import SkyrunClient
+from skyrun.client.errors import ObjectNotFound
+from skyrun.schemas.core import FlowRun
+from skyrun.schemas.deployments import Deployment
+from skyrun.schemas.orchestration import Decision
+from skyrun.schemas.states import TERMINAL_TYPES, StateCreate, StateType
+from skyrun.schemas.work_pools import ClaimedRun
+from skyrun.settings import Settings
+from skyrun.workers.base import BaseWorker, InfrastructureResult
+from skyrun.workers.job_template import JobTemplateError, prepare_job
+from skyrun.workers.slots import RunTracker
+
+logger = logging.getLogger("skyrun.worker")
+
+# Seconds between the polite stop (e.g. SIGTERM) and the forced one (SIGKILL).
+KILL_GRACE_SECONDS = 10.0
+
+
+def skyrun_environment(settings: Settings, flow_run_id: uuid.UUID) -> dict[str, str]:
+    """What a flow run's process needs to report to the same API as the worker."""
+    env = {"SKYRUN_FLOW_RUN_ID": str(flow_run_id)}
+    if settings.api_url:
+        env["SKYRUN_API_URL"] = settings.api_url
+    else:
+        # Embedded mode: the child opens the same database as the worker.
+        env["SKYRUN_HOME"] = str(settings.home)
+        if settings.database_url:
+            env["SKYRUN_DATABASE_URL"] = settings.database_url
+    if settings.api_key:
+        env["SKYRUN_API_KEY"] = settings.api_key
+    return env
+
+
+def job_environment(
+    job_configuration: Mapping[str, Any], settings: Settings, flow_run_id: uuid.UUID
+) -> dict[str, str]:
+    """The rendered job's `env` (None values dropped) plus the skyrun variables."""
+    rendered = job_configuration.get("env") or {}
+    env = {str(k): str(v) for k, v in rendered.items() if v is not None}
+    env.update(skyrun_environment(settings, flow_run_id))
+    return env
+
+
+class RunLauncher:
+    """Takes claimed runs through render -> submit -> watch -> report."""
+
+    def __init__(
+        self,
+        client: SkyrunClient,
+        worker: BaseWorker,
+        tracker: RunTracker,
+        settings: Settings,
+        stopping: threading.Event,
+    ) -> None:
+        self.client = client
+        self.worker = worker
+        self.tracker = tracker
+        self.settings = settings
+        self.stopping = stopping
+
+    # -- the steps -----------------------------------------------------------
+    def handle(self, claimed: ClaimedRun, flow_run: FlowRun) -> None:
+        """Run one claimed run to its end (called in the run's own thread)."""
+        if self.stopping.is_set():
+            self._hand_back(flow_run.id)
+            return
+        try:
+            job_configuration = self.render(claimed, flow_run)
+        except JobTemplateError as exc:
+            logger.error("Flow run %s: the job does not render: %s", flow_run.id, exc)
+            self.propose(flow_run.id, StateType.FAILED, f"invalid job configuration: {exc}")
+            return
+        env = job_environment(job_configuration, self.settings, flow_run.id)
+        if self.tracker.cancel_requested(flow_run.id) or self.stopping.is_set():
+            self._hand_back(flow_run.id)
+            return
+        try:
+            infrastructure_id = self.worker.submit(flow_run, job_configuration, env)
+        except Exception as exc:
+            logger.error("Flow run %s: the infrastructure did not start: %s", flow_run.id, exc)
+            self.propose(flow_run.id, StateType.CRASHED, f"infrastructure failed to start: {exc}")
+            return
+        logger.info("Flow run %s: started %s", flow_run.id, infrastructure_id)
+        if not self.tracker.started(flow_run.id, infrastructure_id):
+            # Cancelled between claim and submit: the cancel watcher found nothing to kill.
+            self.worker.kill(infrastructure_id, KILL_GRACE_SECONDS)
+        self._record_infrastructure(flow_run.id, infrastructure_id)
+        result = self.worker.watch(infrastructure_id)
+        logger.info("Flow run %s: infrastructure exited with %s", flow_run.id, result.describe())
+        self.report_exit(flow_run.id, result)
+
+    def render(self, claimed: ClaimedRun, flow_run: FlowRun) -> dict[str, Any]:
+        deployment = Deployment.model_validate(claimed.deployment) if claimed.deployment else None
+        return prepare_job(
+            claimed.base_job_template,
+            deployment.job_variables if deployment else None,
+            flow_run.job_variables,
+            env=os.environ,
+            skyrun_variables=self._read_variable,
+        )
+
+    def _read_variable(self, name: str) -> Any:
+        try:
+            return self.client.read_variable(name).value
+        except ObjectNotFound:
+            raise KeyError(name) from None
+
+    def _record_infrastructure(self, flow_run_id: uuid.UUID, infrastructure_id: str) -> None:
+        try:
+            self.client.set_infrastructure_id(flow_run_id, infrastructure_id)
+        except Exception as exc:
+            # Only informative: the worker keeps the id itself for cancellation.
+            logger.warning("Flow run %s: could not record its infrastructure: %s", flow_run_id, exc)
+
+    def report_exit(self, flow_run_id: uuid.UUID, result: InfrastructureResult) -> None:
+        """After the infrastructure ended: make sure the run is in a final state."""
+        state = self.client.read_flow_run(flow_run_id).state
+        if state is not None and state.type in TERMINAL_TYPES:
+            return
+        if state is not None and state.type == StateType.CANCELLING:
+            self.propose(flow_run_id, StateType.CANCELLED, "cancelled; its infrastructure stopped")
+            return
+        if self.tracker.cancel_requested(flow_run_id):
+            self.propose(flow_run_id, StateType.CANCELLED, "cancelled; its infrastructure stopped")
+            return
+        message = f"infrastructure exited with {result.describe()} without reporting a final state"
+        if self.stopping.is_set():
+            message = f"the worker stopped while the run was in progress; {message}"
+        self.propose(flow_run_id, StateType.CRASHED, message)
+
+    def _hand_back(self, flow_run_id: uuid.UUID) -> None:
+        """A claimed run that will not be launched: cancelled, or the worker is stopping."""
+        if self.tracker.cancel_requested(flow_run_id):
+            self.propose(flow_run_id, StateType.CANCELLED, "cancelled before it started")
+            return
+        self.propose(
+            flow_run_id,
+            StateType.SCHEDULED,
+            "its worker stopped before starting it; rescheduled",
+        )
+
+    # -- state changes -------------------------------------------------------
+    def propose(self, flow_run_id: uuid.UUID, state_type: StateType, message: str) -> bool:
+        """Propose a state; returns whether the server accepted it (errors are logged)."""
+        try:
+            response = self.client.set_flow_run_state(
+                flow_run_id, StateCreate(type=state_type, message=message)
+            )
+        except Exception as exc:
+            logger.error("Flow run %s: could not set %s: %s", flow_run_id, state_type.value, exc)
+            return False
+        accepted = response.decision == Decision.ACCEPT
+        if not accepted:
+            logger.info(
+                "Flow run %s: %s not accepted: %s", flow_run_id, state_type.value, response.reason
+            )
+        return accepted
