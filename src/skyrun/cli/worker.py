@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.markup import escape as markup_escape
 
 from skyrun.cli.errors import CLIError
 
@@ -96,7 +97,8 @@ def start(
             worker_type, policy, interactive=sys.stdin.isatty(), confirm=_confirm
         )
     except (UnknownWorkerType, WorkerTypeUnavailable) as exc:
-        raise CLIError(str(exc))
+        # main.run prints errors as rich markup, which would swallow "[gcp]".
+        raise CLIError(markup_escape(str(exc)))
     try:
         ensure_work_pool(client, pool, worker_type, worker_class.default_job_template())
     except WorkerConfigError as exc:

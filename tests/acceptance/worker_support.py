@@ -1,0 +1,212 @@
+"""Helpers for the worker acceptance tests: a real server, real workers, flow files.
+
+Everything runs as subprocesses of the installed `skyrun` executable: the
+server (`skyrun server start`), the workers (`skyrun worker start`) and, under
+them, each flow run (`skyrun flow-run execute`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from skyrun.client.client import SkyrunClient
+from skyrun.schemas.core import FlowRun
+from skyrun.schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
+from skyrun.schemas.states import TERMINAL_TYPES, StateType
+from skyrun.settings import Settings
+
+SKYRUN = Path(sys.executable).parent / "skyrun"
+T = TypeVar("T")
+
+# Server settings that make liveness and recovery fast enough to test.
+FAST_SERVER_ENV = {
+    "SKYRUN_WORKER_HEARTBEAT_INTERVAL": "1",
+    "SKYRUN_CLAIM_LEASE_SECONDS": "2",
+    "SKYRUN_HOUSEKEEPING_INTERVAL": "0.5",
+    "SKYRUN_SCHEDULER_INTERVAL": "60",
+    "SKYRUN_CANCELLING_TIMEOUT_SECONDS": "300",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without SKYRUN_* settings, rooted at `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRUN_")}
+    env["SKYRUN_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class ServerProcess:
+    """`skyrun server start` on a free port, on its own SKYRUN_HOME and database."""
+
+    def __init__(self, home: Path, database_url: str | None = None, **env: str) -> None:
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        extra = {**FAST_SERVER_ENV, **env}
+        if database_url:
+            extra["SKYRUN_DATABASE_URL"] = database_url
+        self.log_path = home / "server.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(SKYRUN), "server", "start", "--port", str(self.port)],
+            env=clean_env(home, **extra),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._healthy, 60, f"the server on port {self.port} (log: {self.log_path})")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{self.log_path.read_text()}")
+        try:
+            return httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def client(self) -> SkyrunClient:
+        settings = Settings(home=self.home).model_copy(
+            update={"api_url": self.api_url, "api_key": None, "database_url": None}
+        )
+        return SkyrunClient(settings)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self._log.close()
+
+
+class WorkerProcess:
+    """`skyrun worker start -p POOL ...` against a server, output kept in a file."""
+
+    def __init__(self, server: ServerProcess, pool: str, *args: str, **env: str) -> None:
+        self.name = f"worker-{uuid.uuid4().hex[:6]}"
+        self.log_path = server.home / f"{self.name}.log"
+        self._log = self.log_path.open("wb")
+        command = [str(SKYRUN), "worker", "start", "-p", pool, "--name", self.name, *args]
+        worker_env = {"SKYRUN_API_URL": server.api_url, **FAST_SERVER_ENV, **env}
+        self.process = subprocess.Popen(
+            command,
+            env=clean_env(server.home, **worker_env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        _stop(self.process)
+        self._log.close()
+        return self.process.returncode
+
+
+def write_flows(directory: Path, source: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "flows.py"
+    path.write_text(source)
+    return path
+
+
+def deploy(
+    client: SkyrunClient,
+    directory: Path,
+    pool: str,
+    *,
+    name: str | None = None,
+    entrypoint: str = "flows.py:myflow",
+    job_variables: dict[str, Any] | None = None,
+    pull_steps: list[dict[str, Any]] | None = None,
+) -> Deployment:
+    """Register a deployment of `entrypoint` in `directory`, run by workers of `pool`."""
+    steps = [{"set_working_directory": {"directory": str(directory)}}]
+    return client.upsert_deployment(
+        DeploymentCreate(
+            flow_name=entrypoint.rsplit(":", 1)[1].replace("_", "-"),
+            name=name or f"deployment-{uuid.uuid4().hex[:6]}",
+            entrypoint=entrypoint,
+            path=str(directory),
+            work_pool_name=pool,
+            job_variables=job_variables or {},
+            pull_steps=steps + (pull_steps or []),
+        )
+    )
+
+
+def run_deployment(client: SkyrunClient, deployment: Deployment, **options: Any) -> FlowRun:
+    return client.create_deployment_run(deployment.id, DeploymentRunCreate(**options))
+
+
+def state_of(client: SkyrunClient, run_id: uuid.UUID) -> StateType | None:
+    state = client.read_flow_run(run_id).state
+    return state.type if state else None
+
+
+def wait_final(client: SkyrunClient, run_id: uuid.UUID, timeout: float = 60) -> FlowRun:
+    def final() -> FlowRun | None:
+        run = client.read_flow_run(run_id)
+        return run if run.state and run.state.type in TERMINAL_TYPES else None
+
+    return wait_for(final, timeout, f"flow run {run_id} to end")
+
+
+def wait_state(
+    client: SkyrunClient, run_id: uuid.UUID, state_type: StateType, timeout: float = 60
+) -> FlowRun:
+    def reached() -> FlowRun | None:
+        run = client.read_flow_run(run_id)
+        if run.state and run.state.type in TERMINAL_TYPES and run.state.type != state_type:
+            raise AssertionError(f"flow run {run_id} ended {run.state} instead of {state_type}")
+        return run if run.state and run.state.type == state_type else None
+
+    return wait_for(reached, timeout, f"flow run {run_id} to be {state_type.value}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
