@@ -168,3 +168,21 @@ def execute_flow_run(flow_run_id: uuid.UUID | str, client: SkyrunClient | None =
         return 1
     final = client.read_flow_run(run.id).state
     return 0 if final is not None and final.type == StateType.COMPLETED else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m skyrun.sdk.execute [ID]`: `skyrun flow-run execute` without the CLI's imports."""
+    args = sys.argv[1:] if argv is None else argv
+    run_id = args[0] if args else os.environ.get("SKYRUN_FLOW_RUN_ID")
+    if not run_id:
+        print("Error: give a flow run id, or set SKYRUN_FLOW_RUN_ID", file=sys.stderr)
+        return 1
+    try:
+        return execute_flow_run(run_id)
+    except ExecutionError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
