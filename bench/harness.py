@@ -79,6 +79,7 @@ class ProcessResult:
 def run_process(side: Side, argv: list[str], timeout_s: float, keep_home: bool) -> ProcessResult:
     """Run ``side.python argv`` in a fresh home; return its JSON result line."""
     home = Path(tempfile.mkdtemp(prefix=f"bench-{side.name}-home-"))
+    load_at_start = os.getloadavg()[0]
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -103,7 +104,10 @@ def run_process(side: Side, argv: list[str], timeout_s: float, keep_home: bool) 
         raise WorkloadError(
             f"{side.name} {' '.join(argv)}: exit code {proc.returncode}, no result line.\n{tail}"
         )
-    return ProcessResult(json.loads(lines[-1][len(RESULT_PREFIX) :]), wall, home)
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    # Other work on the machine inflates timings: keep the evidence with the figures.
+    result["load_1min"] = [load_at_start, os.getloadavg()[0]]
+    return ProcessResult(result, wall, home)
 
 
 def stored_after_exit(side: Side, home: Path, flow_run_id: str | None) -> dict[str, Any]:
@@ -154,26 +158,75 @@ def median_import(side: Side, module: str, reps: int, keep_home: bool) -> dict[s
     }
 
 
+def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several processes' results: the median of every number.
+
+    Non-numbers (ids, paths) come from the first run. The result's ``spread``
+    maps each number's dotted path to [min, max]; ``runs`` keeps the raw results.
+    """
+    spread: dict[str, list[float]] = {}
+
+    def merge(values: list[Any], path: str) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {
+                key: merge(
+                    [v.get(key) if isinstance(v, dict) else None for v in values],
+                    f"{path}.{key}" if path else key,
+                )
+                for key in first
+            }
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(values):
+            spread[path] = [min(numbers), max(numbers)]
+            return statistics.median(numbers)
+        return first
+
+    merged: dict[str, Any] = merge(runs, "")
+    merged["repeats"] = len(runs)
+    merged["spread"] = spread
+    merged["runs"] = runs
+    return merged
+
+
 def run_side(
-    side: Side, n_tasks: int, n_flow_runs: int, import_reps: int, keep_home: bool
+    side: Side,
+    n_tasks: int,
+    n_flow_runs: int,
+    import_reps: int,
+    repeats: int,
+    keep_home: bool,
 ) -> dict[str, Any]:
-    """All workloads of one library; a failing workload is recorded, not raised."""
+    """All workloads of one library; a failing workload is recorded, not raised.
+
+    The overhead and cold workloads run in ``repeats`` separate processes each
+    and are reported as medians (see ``median_of_runs``).
+    """
     sizes = ["--n-tasks", str(n_tasks), "--n-flow-runs", str(n_flow_runs)]
     results: dict[str, Any] = {"python": str(side.python), "errors": {}}
     steps: list[tuple[str, Any]] = [
         ("import", lambda: median_import(side, side.module, import_reps, keep_home)),
         ("bare_python", lambda: median_import(side, "-", import_reps, keep_home)),
-        ("overhead", lambda: _run_with_storage(side, "overhead", sizes, keep_home)),
-        ("cold", lambda: _run_with_storage(side, "cold", sizes, keep_home)),
+        ("overhead", lambda: _repeat(side, "overhead", sizes, repeats, keep_home)),
+        ("cold", lambda: _repeat(side, "cold", sizes, repeats, keep_home)),
     ]
     for name, step in steps:
-        print(f"[bench] {side.name}: {name} ...", file=sys.stderr, flush=True)
         try:
             results[name] = step()
         except WorkloadError as exc:
             results["errors"][name] = str(exc)
             print(f"[bench] {side.name}: {name} FAILED: {exc}", file=sys.stderr, flush=True)
     return results
+
+
+def _repeat(
+    side: Side, workload: str, sizes: list[str], repeats: int, keep_home: bool
+) -> dict[str, Any]:
+    runs = []
+    for i in range(repeats):
+        print(f"[bench] {side.name}: {workload} {i + 1}/{repeats}", file=sys.stderr, flush=True)
+        runs.append(_run_with_storage(side, workload, sizes, keep_home))
+    return median_of_runs(runs)
 
 
 def _run_with_storage(

@@ -29,6 +29,8 @@ class Row:
     ratio: float | None
     target: str
     met: bool | None
+    skyrun_range: list[float] | None = None
+    prefect_range: list[float] | None = None
 
 
 def _dig(data: dict[str, Any] | None, *path: str) -> float | None:
@@ -38,6 +40,14 @@ def _dig(data: dict[str, Any] | None, *path: str) -> float | None:
             return None
         value = value[key]
     return float(value) if isinstance(value, int | float) else None
+
+
+def _spread(data: dict[str, Any] | None, *path: str) -> list[float] | None:
+    """[min, max] over repeated processes, when the workload was repeated."""
+    if not isinstance(data, dict) or not isinstance(data.get(path[0]), dict):
+        return None
+    spread = data[path[0]].get("spread", {}).get(".".join(path[1:]))
+    return [float(spread[0]), float(spread[1])] if spread else None
 
 
 def _faster(sky: float | None, pref: float | None) -> bool | None:
@@ -197,8 +207,12 @@ def build_rows(sky: dict[str, Any] | None, pref: dict[str, Any] | None, n: int) 
     rows: list[Row] = []
     for spec in _specs(n):
         s, p = _dig(sky, *spec.path), _dig(pref, *spec.path)
+        s_range, p_range = _spread(sky, *spec.path), _spread(pref, *spec.path)
         ratio = p / s if spec.has_ratio and s and p is not None else None
-        rows.append(Row(spec.label, spec.unit, s, p, ratio, spec.target, spec.check(s, p)))
+        # Stored task runs must be complete in every repeated process: check the worst.
+        s_checked = s_range[0] if s_range and spec.unit == "runs" else s
+        met = spec.check(s_checked, p)
+        rows.append(Row(spec.label, spec.unit, s, p, ratio, spec.target, met, s_range, p_range))
     _fill_overall_expected(rows, sky)
     return rows
 
@@ -208,20 +222,28 @@ def _fill_overall_expected(rows: list[Row], sky: dict[str, Any] | None) -> None:
     for row in rows:
         if row.target == "skyrun = all":
             row.target = "info" if expected is None else f"skyrun = {int(expected)}"
-            if expected is not None and row.skyrun is not None:
-                row.met = int(row.skyrun) == int(expected)
+            worst = row.skyrun_range[0] if row.skyrun_range else row.skyrun
+            if expected is not None and worst is not None:
+                row.met = int(worst) == int(expected)
 
 
-def _fmt(value: float | None, unit: str) -> str:
+def _number(value: float, unit: str) -> str:
+    if unit in ("runs", "MiB"):
+        return f"{value:.0f}"
+    if unit == "s":
+        return f"{value:.3f}"
+    return f"{value:.4f}" if value < 0.1 else f"{value:.3f}"
+
+
+def _fmt(value: float | None, unit: str, spread: list[float] | None = None) -> str:
+    """``median unit [min-max]``; the range only when repeated runs differ."""
     if value is None:
         return "-"
-    if unit == "runs":
-        return f"{int(value)}"
-    if unit == "MiB":
-        return f"{value:.0f} MiB"
-    if unit == "s":
-        return f"{value:.3f} s"
-    return f"{value:.4f} ms" if value < 0.1 else f"{value:.3f} ms"
+    text = _number(value, unit) + ("" if unit == "runs" else f" {unit}")
+    low, high = (_number(v, unit) for v in spread) if spread else ("", "")
+    if low != high:
+        text += f" [{low}-{high}]"
+    return text
 
 
 def _mark(met: bool | None) -> str:
@@ -229,13 +251,16 @@ def _mark(met: bool | None) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
-    """A plain-text table: workload | skyrun | prefect | ratio | target | met."""
+    """A plain-text table: workload | skyrun | prefect | ratio | target | met.
+
+    Figures are medians over repeated processes, with [min-max] when they differ.
+    """
     header = ("workload", "skyrun", "prefect", "prefect/skyrun", "target", "")
     body = [
         (
             row.workload,
-            _fmt(row.skyrun, row.unit),
-            _fmt(row.prefect, row.unit),
+            _fmt(row.skyrun, row.unit, row.skyrun_range),
+            _fmt(row.prefect, row.unit, row.prefect_range),
             "-" if row.ratio is None else f"{row.ratio:.1f}x",
             row.target,
             _mark(row.met),

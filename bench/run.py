@@ -33,10 +33,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="skyrun vs Prefect benchmark")
     parser.add_argument("--only", choices=["skyrun", "prefect"], help="run one side only")
     parser.add_argument(
-        "--quick", action="store_true", help="fewer repetitions: 10 flow runs, 2 imports"
+        "--quick",
+        action="store_true",
+        help="fewer repetitions: 1 process per workload, 10 flow runs, 2 imports",
     )
     parser.add_argument("--n-tasks", type=int, default=1000, help="tasks per flow (1000)")
     parser.add_argument("--n-flow-runs", type=int, help="empty flow runs (100; 10 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, help="processes per task/flow workload, medians (3; 1 quick)"
+    )
     parser.add_argument("--import-reps", type=int, help="fresh processes per import (5; 2 quick)")
     parser.add_argument(
         "--keep-homes", action="store_true", help="keep each workload's home folder and DB"
@@ -119,6 +124,15 @@ def load_average() -> list[float]:
     return list(os.getloadavg())
 
 
+def _loads_seen(results: dict[str, Any] | None) -> list[float]:
+    """Every 1-minute load average recorded around the workload processes."""
+    seen: list[float] = [0.0]
+    for workload in ("overhead", "cold"):
+        for run in ((results or {}).get(workload) or {}).get("runs", []):
+            seen.extend(run.get("load_1min", []))
+    return seen
+
+
 def git_commit() -> str | None:
     proc = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -160,6 +174,7 @@ def main() -> int:
         "n_tasks": args.n_tasks,
         "n_flow_runs": args.n_flow_runs or (10 if args.quick else 100),
         "import_reps": args.import_reps or (2 if args.quick else 5),
+        "repeats": args.repeats or (1 if args.quick else 3),
     }
     started = dt.datetime.now(dt.UTC)
     loads = {"start": load_average()}
@@ -188,6 +203,14 @@ def main() -> int:
             print(f"{name}: NOT RUN - {side['unavailable'].splitlines()[-1]}")
         for workload, error in side.get("errors", {}).items():
             print(f"{name} {workload}: FAILED - {error.splitlines()[-1]}")
+    busiest = max(max(_loads_seen(sky)), max(_loads_seen(pref)), *loads["end"][:1])
+    cores = os.cpu_count() or 1
+    if busiest > 0.75 * cores + 1:
+        print(
+            f"WARNING: the machine was busy with other work (1-minute load average up to "
+            f"{busiest:.1f} on {cores} cores during the run): timings are inflated, the "
+            "longer-running side (Prefect) most; rerun on a quiet machine."
+        )
     print()
     print(format_table(rows))
 
