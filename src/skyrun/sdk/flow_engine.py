@@ -138,7 +138,11 @@ class FlowRunEngine:
                 self.existing_run_id, StateCreate(type=StateType.FAILED, message=message)
             )
         else:
-            raw = dict(kwargs) | {f"arg{i}": a for i, a in enumerate(args)}
+            try:
+                # Stored under the parameters' names when the call at least binds.
+                raw = self.flow.parameters.bind(args, kwargs)
+            except ParameterError:
+                raw = dict(kwargs) | {f"arg{i}": a for i, a in enumerate(args)}
             self.client.create_flow_run(
                 FlowRunCreate(
                     flow_id=self._flow_id(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import threading
 from collections.abc import Callable, Coroutine
@@ -30,10 +31,13 @@ def call_with_timeout(fn: Callable[..., R], args: Any, kwargs: Any, timeout: flo
         return _with_alarm(fn, args, kwargs, timeout)
     result: list[Any] = []
     error: list[BaseException] = []
+    # The helper thread must see the caller's flow run and task run (logging,
+    # nested tasks and artifacts look them up in context variables).
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            result.append(fn(*args, **kwargs))
+            result.append(context.run(fn, *args, **kwargs))
         except BaseException as exc:
             error.append(exc)
 
