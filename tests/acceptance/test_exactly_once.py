@@ -9,7 +9,11 @@ and on PostgreSQL.
 from __future__ import annotations
 
 import collections
+import os
+import shlex
+import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +23,13 @@ from worker_support import (
     WorkerProcess,
     deploy,
     run_deployment,
+    wait_final,
     wait_for,
+    wait_state,
     write_flows,
 )
 
+from skyrun.client.client import SkyrunClient
 from skyrun.schemas.core import FlowRunFilter
 from skyrun.schemas.states import TERMINAL_TYPES, StateType
 from skyrun.schemas.work_pools import WorkPoolCreate
@@ -33,13 +40,15 @@ LIMIT_PER_WORKER = 4
 
 FLOWS = """
 import os
+import time
 
 from skyrun import flow
 from skyrun.sdk.context import current_flow_run
 
 
 @flow
-def record_run(path: str):
+def record_run(path: str, seconds: float = 0.0):
+    time.sleep(seconds)
     line = f"{current_flow_run().flow_run_id}\\n".encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -97,3 +106,83 @@ def test_two_workers_run_every_run_exactly_once(server: ServerProcess, tmp_path:
     assert not duplicates, f"runs executed more than once: {duplicates}"
     # Both workers took part (otherwise the race was not tested).
     assert all("started pid:" in output for output in outputs), outputs
+
+
+def owner(client: SkyrunClient, run_id: uuid.UUID) -> str | None:
+    """The name of the worker that claimed the run last."""
+    run = client.read_flow_run(run_id)
+    assert run.work_pool_name is not None
+    names = {w.id: w.name for w in client.list_workers(run.work_pool_name)}
+    return names.get(run.worker_id) if run.worker_id else None
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "home")
+    yield server
+    server.stop()
+
+
+def test_a_run_whose_claim_was_lost_still_runs_once(
+    sqlite_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A worker freezes after launching a run; the server hands the run to another worker.
+
+    The frozen worker's process then starts the flow first; the new owner's process is
+    refused (another process is running it) and its worker leaves the run alone rather
+    than reporting it crashed. The flow runs once and the run ends COMPLETED.
+    """
+    server = sqlite_server
+    client = server.client()
+    project = tmp_path / "project"
+    write_flows(project, FLOWS)
+    ledger = tmp_path / "ledger.txt"
+    client.create_work_pool(WorkPoolCreate(name="lost", type="process"))
+    # The first launch waits for the test's go-ahead; later launches start 5 s late.
+    first, go = tmp_path / "first-launch", tmp_path / "go"
+    launch = (
+        f"if mkdir {first} 2>/dev/null; then while [ ! -e {go} ]; do sleep 0.1; done; "
+        f"else sleep 5; fi; exec {sys.executable} -m skyrun.sdk.execute"
+    )
+    deployment = deploy(
+        client,
+        project,
+        "lost",
+        entrypoint="flows.py:record_run",
+        job_variables={"command": f"sh -c {shlex.quote(launch)}", "stream_output": False},
+    )
+    run = run_deployment(client, deployment, parameters={"path": str(ledger), "seconds": 8})
+
+    def history() -> list[StateType]:
+        return [s.type for s in client.read_flow_run_states(run.id)]
+
+    frozen = WorkerProcess(server, "lost")
+    taker = None
+    try:
+        wait_for(lambda: client.read_flow_run(run.id).infrastructure_id, 30, "the first launch")
+        os.kill(frozen.process.pid, signal.SIGSTOP)
+        # No heartbeats: the server marks the worker OFFLINE and reschedules the run.
+        wait_for(lambda: history()[2:3] == [StateType.SCHEDULED], 30, "the run to be rescheduled")
+        taker = WorkerProcess(server, "lost")
+        wait_for(
+            lambda: history()[3:4] == [StateType.PENDING] and owner(client, run.id) == taker.name,
+            30,
+            "the second worker's claim",
+        )
+        go.touch()
+        wait_state(client, run.id, StateType.RUNNING, timeout=30)
+        finished = wait_final(client, run.id, timeout=60)
+        os.kill(frozen.process.pid, signal.SIGCONT)
+        wait_for(lambda: "exited with" in frozen.output(), 30, "the first worker to see its exit")
+    finally:
+        os.kill(frozen.process.pid, signal.SIGCONT)
+        frozen.stop()
+        taker_output = taker.output() if taker else ""
+        if taker is not None:
+            taker.stop()
+
+    assert finished.state is not None and finished.state.type == StateType.COMPLETED
+    assert ledger.read_text().split() == [str(run.id)]
+    assert StateType.CRASHED not in history()
+    assert "exited with code 75" in taker_output
+    assert "claim was lost" in taker_output

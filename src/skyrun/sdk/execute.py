@@ -29,6 +29,7 @@ from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import flow_engine
 from skyrun.sdk.flows import Flow
 from skyrun.sdk.parameters import ParameterError
+from skyrun.workers.base import ABORTED_EXIT_CODE
 
 
 class EntrypointError(Exception):
@@ -135,7 +136,8 @@ def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, 
 
 
 def execute_flow_run(flow_run_id: uuid.UUID | str, client: SkyrunClient | None = None) -> int:
-    """Run a deployment's flow run here; returns the exit code (0 when COMPLETED).
+    """Run a deployment's flow run here; returns the exit code: 0 when COMPLETED,
+    ABORTED_EXIT_CODE when another process is handling the run, 1 otherwise.
 
     Raises:
         ExecutionError: The run does not exist.
@@ -160,7 +162,7 @@ def execute_flow_run(flow_run_id: uuid.UUID | str, client: SkyrunClient | None =
             flow_engine.run_flow(flow, (), parameters, flow_run_id=run.id)
     except flow_engine.FlowRunAborted as exc:
         print(f"skyrun: {exc}", file=sys.stderr)
-        return 1
+        return ABORTED_EXIT_CODE
     except (flow_engine.FlowRunCancelled, ParameterError):
         return 1
     except Exception:

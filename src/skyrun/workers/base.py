@@ -19,6 +19,11 @@ from skyrun.client.client import SkyrunClient
 from skyrun.schemas.core import FlowRun
 from skyrun.workers.registry import EMPTY_TEMPLATE, default_job_template
 
+# `skyrun flow-run execute` exits with this code when the server refused to let it
+# start the run because another process is handling it (a claim that was lost and
+# taken over): the worker then leaves the run to its new owner instead of crashing it.
+ABORTED_EXIT_CODE = 75
+
 
 @dataclass(frozen=True)
 class InfrastructureResult:

@@ -23,7 +23,7 @@ from skyrun.schemas.orchestration import Decision
 from skyrun.schemas.states import TERMINAL_TYPES, StateCreate, StateType
 from skyrun.schemas.work_pools import ClaimedRun
 from skyrun.settings import Settings
-from skyrun.workers.base import BaseWorker, InfrastructureResult
+from skyrun.workers.base import ABORTED_EXIT_CODE, BaseWorker, InfrastructureResult
 from skyrun.workers.job_template import JobTemplateError, prepare_job
 from skyrun.workers.slots import RunTracker
 
@@ -104,7 +104,7 @@ class RunLauncher:
         self._record_infrastructure(flow_run.id, infrastructure_id)
         result = self.worker.watch(infrastructure_id)
         logger.info("Flow run %s: infrastructure exited with %s", flow_run.id, result.describe())
-        self.report_exit(flow_run.id, result)
+        self.report_exit(flow_run.id, result, claimed.worker_id)
 
     def render(self, claimed: ClaimedRun, flow_run: FlowRun) -> dict[str, Any]:
         deployment = Deployment.model_validate(claimed.deployment) if claimed.deployment else None
@@ -129,16 +129,30 @@ class RunLauncher:
             # Only informative: the worker keeps the id itself for cancellation.
             logger.warning("Flow run %s: could not record its infrastructure: %s", flow_run_id, exc)
 
-    def report_exit(self, flow_run_id: uuid.UUID, result: InfrastructureResult) -> None:
+    def report_exit(
+        self, flow_run_id: uuid.UUID, result: InfrastructureResult, worker_id: uuid.UUID
+    ) -> None:
         """After the infrastructure ended: make sure the run is in a final state."""
-        state = self.client.read_flow_run(flow_run_id).state
+        run = self.client.read_flow_run(flow_run_id)
+        state = run.state
         if state is not None and state.type in TERMINAL_TYPES:
             return
-        if state is not None and state.type == StateType.CANCELLING:
+        if (state is not None and state.type == StateType.CANCELLING) or (
+            self.tracker.cancel_requested(flow_run_id)
+        ):
             self.propose(flow_run_id, StateType.CANCELLED, "cancelled; its infrastructure stopped")
             return
-        if self.tracker.cancel_requested(flow_run_id):
-            self.propose(flow_run_id, StateType.CANCELLED, "cancelled; its infrastructure stopped")
+        if (
+            (state is not None and state.type == StateType.SCHEDULED)
+            or (run.worker_id is not None and run.worker_id != worker_id)
+            or result.exit_code == ABORTED_EXIT_CODE
+        ):
+            # The claim was lost (the server rescheduled the run, or another worker has it):
+            # the run is no longer this worker's to report on.
+            logger.warning(
+                "Flow run %s: this worker's claim was lost; leaving it to its new owner",
+                flow_run_id,
+            )
             return
         message = f"infrastructure exited with {result.describe()} without reporting a final state"
         if self.stopping.is_set():

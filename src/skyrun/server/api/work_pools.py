@@ -123,26 +123,35 @@ async def delete_worker(request: Request, name: str, worker_name: str) -> Respon
 async def claim(request: Request, name: str, body: ClaimRequest) -> ClaimResponse:
     """Claim due runs for a worker; waits up to `wait_seconds` for one to become due.
 
-    Each call also counts as the worker's heartbeat.
+    Each call also counts as the worker's heartbeat, once, when it arrives: a
+    request still waiting says nothing about whether its worker is alive.
     """
     settings = request.app.state.settings
     lease = body.lease_seconds or settings.claim_lease_seconds
     deadline = time.monotonic() + body.wait_seconds
     notifier = _notifier(request)
+    worker_id: uuid.UUID | None = None
     while True:
         async with transaction(request) as session:
             pool = await work_pools.read_work_pool_row(session, name)
-            worker = await work_pools.heartbeat(
-                session,
-                pool,
-                WorkerHeartbeat(
-                    name=body.worker_name, heartbeat_interval=settings.worker_heartbeat_interval
-                ),
-            )
+            if worker_id is None:
+                worker = await work_pools.heartbeat(
+                    session,
+                    pool,
+                    WorkerHeartbeat(
+                        name=body.worker_name,
+                        heartbeat_interval=settings.worker_heartbeat_interval,
+                    ),
+                )
+                worker_id = worker.id
+            elif not await work_pools.worker_is_online(session, worker_id):
+                # Marked OFFLINE while this request waited (its worker went silent):
+                # runs claimed now would only wait for the lease to run out.
+                return ClaimResponse(worker_id=worker_id, runs=[], pool_paused=pool.is_paused)
             claimed = await claims.claim_runs(
                 session,
                 pool,
-                worker_id=worker.id,
+                worker_id=worker_id,
                 queue_names=body.work_queue_names,
                 limit=body.limit,
                 lease_seconds=lease,
@@ -150,8 +159,8 @@ async def claim(request: Request, name: str, body: ClaimRequest) -> ClaimRespons
             )
             if claimed or time.monotonic() >= deadline or await request.is_disconnected():
                 return ClaimResponse(
-                    worker_id=worker.id,
-                    runs=[await _claimed(session, run_id, pool, worker.id) for run_id in claimed],
+                    worker_id=worker_id,
+                    runs=[await _claimed(session, run_id, pool, worker_id) for run_id in claimed],
                     pool_paused=pool.is_paused,
                 )
         remaining = deadline - time.monotonic()

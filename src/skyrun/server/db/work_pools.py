@@ -203,6 +203,11 @@ async def heartbeat(session: AsyncSession, pool: WorkPool, data: WorkerHeartbeat
     return worker
 
 
+async def worker_is_online(session: AsyncSession, worker_id: uuid.UUID) -> bool:
+    status = await session.scalar(sa.select(Worker.status).where(Worker.id == worker_id))
+    return status == WorkerStatus.ONLINE.value
+
+
 async def list_workers(session: AsyncSession, pool_name: str) -> list[Worker]:
     pool = await read_work_pool_row(session, pool_name)
     rows = await session.scalars(
