@@ -343,3 +343,39 @@ def test_flow_run_execute_reports_a_bad_entrypoint(
     assert finished.state is not None and finished.state.type == StateType.FAILED
     assert "flows.py:no_such_flow" in (finished.state.message or "")
     assert "no attribute 'no_such_flow'" in (finished.state.message or "")
+
+
+def test_stopping_the_worker_stops_its_runs_and_marks_them_crashed(
+    client: SkyrunClient, project: Path, pool: str, start_worker
+) -> None:
+    worker = start_worker(pool)
+    pid_file = project / "sleeper.pid"
+    deployment = deploy(client, project, pool, entrypoint="flows.py:sleeper")
+    run = run_deployment(client, deployment, parameters={"pid_file": str(pid_file)})
+    wait_state(client, run.id, StateType.RUNNING)
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 10, "the pid file"))
+
+    assert worker.stop() == 0
+
+    finished = client.read_flow_run(run.id)
+    assert finished.state is not None and finished.state.type == StateType.CRASHED
+    assert "the worker stopped while the run was in progress" in (finished.state.message or "")
+    wait_for(lambda: not pid_alive(pid), 10, f"process {pid} to be gone")
+
+
+def test_run_once_runs_what_it_claimed_and_exits(
+    client: SkyrunClient, project: Path, pool: str, server: ServerProcess
+) -> None:
+    deployment = deploy(client, project, pool)
+    runs = [run_deployment(client, deployment) for _ in range(2)]
+    result = subprocess.run(
+        [str(SKYRUN), "worker", "start", "-p", pool, "--run-once", "--limit", "2"],
+        env=clean_env(server.home, SKYRUN_API_URL=server.api_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for run in runs:
+        state = client.read_flow_run(run.id).state
+        assert state is not None and state.type == StateType.COMPLETED

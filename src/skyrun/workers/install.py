@@ -50,16 +50,16 @@ def local_source_dir() -> str | None:
     return unquote(parsed.path)
 
 
-def requirement_for(extra: str) -> str:
-    """What pip should install for an extra, matching the running skyrun."""
-    source = local_source_dir()
+def requirement_for(extra: str, source: str | None) -> str:
+    """What pip should install for an extra: from `source` (the directory skyrun was
+    installed from), else pinned to the running version."""
     if source is not None:
         return f"{source}[{extra}]"
     return f"skyrun[{extra}]=={__version__}"
 
 
 def install_extra(extra: str) -> None:
-    requirement = requirement_for(extra)
+    requirement = requirement_for(extra, local_source_dir())
     print(f"Installing {requirement} ...", file=sys.stderr, flush=True)
     result = subprocess.run([sys.executable, "-m", "pip", "install", requirement], check=False)
     if result.returncode != 0:
@@ -95,6 +95,7 @@ def load_worker_type(
         WorkerTypeUnavailable: Its code cannot be imported and was not installed.
     """
     extra = registry.extra_for(worker_type)
+    requirement = requirement_for(extra, local_source_dir()) if extra else ""
     if policy == InstallPolicy.ALWAYS and extra:
         install_extra(extra)
     try:
@@ -108,7 +109,7 @@ def load_worker_type(
     wants_install = policy == InstallPolicy.IF_NOT_PRESENT or (
         policy == InstallPolicy.PROMPT
         and interactive
-        and confirm(f"Worker type {worker_type!r} needs {requirement_for(extra)}. Install it now?")
+        and confirm(f"Worker type {worker_type!r} needs {requirement}. Install it now?")
     )
     if not wants_install:
         raise WorkerTypeUnavailable(
@@ -121,5 +122,5 @@ def load_worker_type(
     except ImportError as exc:
         raise WorkerTypeUnavailable(
             f"worker type {worker_type!r} still cannot be loaded after installing "
-            f"{requirement_for(extra)}: {exc}"
+            f"{requirement}: {exc}"
         ) from exc

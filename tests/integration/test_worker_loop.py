@@ -1,0 +1,115 @@
+"""The worker loop against the embedded API: every path of a run gives its slot back.
+
+The worker type here is a stand-in defined by the test (its submit and watch
+fail when a run's job variables ask them to); everything else is real: the
+API, orchestration, job rendering and the loop's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skyrun.client.client import get_client
+from skyrun.schemas.core import FlowRun
+from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
+from skyrun.schemas.states import TERMINAL_TYPES, StateType
+from skyrun.schemas.work_pools import WorkPoolCreate
+from skyrun.settings import get_settings
+from skyrun.workers.base import BaseWorker, InfrastructureError, InfrastructureResult
+from skyrun.workers.loop import WorkerConfigError, WorkerLoop, WorkerOptions, ensure_work_pool
+
+
+class FlakyWorker(BaseWorker):
+    """Infrastructure that fails as each run's job variables ask: at submit, at watch, or not."""
+
+    type = "flaky"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.results: dict[str, str] = {}
+
+    def submit(
+        self, flow_run: FlowRun, job_configuration: dict[str, Any], env: dict[str, str]
+    ) -> str:
+        behaviour = job_configuration.get("behaviour", "exit-0")
+        if behaviour == "no-start":
+            raise InfrastructureError("no capacity left")
+        infrastructure_id = f"flaky:{flow_run.id}"
+        self.results[infrastructure_id] = behaviour
+        return infrastructure_id
+
+    def watch(self, infrastructure_id: str) -> InfrastructureResult:
+        if self.results[infrastructure_id] == "watch-raises":
+            raise RuntimeError("lost track of the job")
+        return InfrastructureResult(exit_code=0)
+
+    def kill(self, infrastructure_id: str, grace_seconds: float) -> None:
+        return None
+
+    @classmethod
+    def default_job_template(cls) -> dict[str, Any]:
+        return {
+            "job_configuration": {"behaviour": "{{ behaviour }}"},
+            "variables": {
+                "type": "object",
+                "properties": {"behaviour": {"type": "string", "default": "exit-0"}},
+            },
+        }
+
+
+def test_every_path_gives_its_slot_back(sdk_home: Path) -> None:
+    client = get_client()
+    pool = ensure_work_pool(client, "flaky-pool", "flaky", FlakyWorker.default_job_template())
+    deployment = client.upsert_deployment(
+        DeploymentCreate(
+            flow_name="nothing", name="d", entrypoint="flows.py:nothing", work_pool_name=pool.name
+        )
+    )
+    behaviours = ["no-start", "watch-raises", "exit-0", "bad-variables"]
+    runs = []
+    for behaviour in behaviours:
+        variables: dict[str, Any] = {"behaviour": behaviour}
+        if behaviour == "bad-variables":
+            variables = {"behaviour": 12}
+        runs.append(
+            client.create_deployment_run(
+                deployment.id, DeploymentRunCreate(job_variables=variables)
+            )
+        )
+    options = WorkerOptions(pool_name=pool.name, worker_name="flaky-1", limit=1, poll_seconds=0.2)
+    loop = WorkerLoop(FlakyWorker(client), client, get_settings(), options)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [client.read_flow_run(r.id).state for r in runs]
+            if all(s is not None and s.type in TERMINAL_TYPES for s in states):
+                break
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+        thread.join(10)
+    messages = {b: client.read_flow_run(r.id).state for b, r in zip(behaviours, runs, strict=True)}
+    assert messages["no-start"].type == StateType.CRASHED
+    assert "no capacity left" in messages["no-start"].message
+    assert messages["watch-raises"].type == StateType.CRASHED
+    assert "the worker failed" in messages["watch-raises"].message
+    # exit code 0 but the (stand-in) job never reported: crashed, with the code.
+    assert messages["exit-0"].type == StateType.CRASHED
+    assert "exited with code 0" in messages["exit-0"].message
+    assert messages["bad-variables"].type == StateType.FAILED
+    assert "behaviour" in messages["bad-variables"].message
+    assert loop.slots.in_use == 0
+
+
+def test_a_pool_of_another_type_is_refused(sdk_home: Path) -> None:
+    client = get_client()
+    client.create_work_pool(WorkPoolCreate(name="processes", type="process"))
+    with pytest.raises(WorkerConfigError, match=r"is of type 'process'.*-t process"):
+        ensure_work_pool(client, "processes", "flaky", FlakyWorker.default_job_template())
