@@ -379,3 +379,29 @@ def test_run_once_runs_what_it_claimed_and_exits(
     for run in runs:
         state = client.read_flow_run(run.id).state
         assert state is not None and state.type == StateType.COMPLETED
+
+
+def test_parameters_that_do_not_validate_fail_the_run(
+    client: SkyrunClient, project: Path, pool: str, start_worker
+) -> None:
+    start_worker(pool)
+    deployment = deploy(client, project, pool, entrypoint="flows.py:vanish")
+    run = run_deployment(client, deployment, parameters={"code": "not a number"})
+
+    finished = wait_final(client, run.id)
+
+    assert finished.state is not None and finished.state.type == StateType.FAILED
+    assert "code" in (finished.state.message or "")
+
+
+def test_an_unknown_pull_step_fails_the_run_with_its_name(
+    client: SkyrunClient, project: Path, pool: str, start_worker
+) -> None:
+    start_worker(pool)
+    deployment = deploy(client, project, pool, pull_steps=[{"git_clone": {"repository": "x"}}])
+    run = run_deployment(client, deployment)
+
+    finished = wait_final(client, run.id)
+
+    assert finished.state is not None and finished.state.type == StateType.FAILED
+    assert "unknown step 'git_clone'" in (finished.state.message or "")

@@ -76,7 +76,13 @@ def start(
     from skyrun.settings import get_settings
     from skyrun.workers.health import DEFAULT_PORT
     from skyrun.workers.install import InstallPolicy, WorkerTypeUnavailable, load_worker_type
-    from skyrun.workers.loop import WorkerConfigError, WorkerLoop, WorkerOptions, ensure_work_pool
+    from skyrun.workers.loop import (
+        WorkerConfigError,
+        WorkerError,
+        WorkerLoop,
+        WorkerOptions,
+        ensure_work_pool,
+    )
     from skyrun.workers.registry import UnknownWorkerType
 
     try:
@@ -127,4 +133,7 @@ def start(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    loop.run()
+    try:
+        loop.run()
+    except WorkerError as exc:
+        raise CLIError(markup_escape(str(exc)))

@@ -36,7 +36,11 @@ from skyrun.workers.slots import RunTracker, Slots
 logger = logging.getLogger("skyrun.worker")
 
 
-class WorkerConfigError(Exception):
+class WorkerError(Exception):
+    """The worker cannot do what it was asked; the message says why."""
+
+
+class WorkerConfigError(WorkerError):
     """The worker cannot start as asked (e.g. the pool is of another type)."""
 
 
@@ -120,8 +124,12 @@ class WorkerLoop:
         )
         try:
             if opts.run_once:
-                self._claim_once(opts.run_once_wait_seconds)
-                self.slots.wait_idle()
+                if not self._claim_once(opts.run_once_wait_seconds):
+                    raise WorkerError(f"could not poll work pool {opts.pool_name!r}")
+                while not self.slots.wait_idle(timeout=0.5):
+                    if self.stopping.is_set():
+                        self._shutdown()
+                        break
             else:
                 claimer = self._start_daemon(self._claim_loop, "skyrun-worker-claim")
                 self.stopping.wait()
@@ -174,6 +182,9 @@ class WorkerLoop:
             )
         except (ServerUnreachable, SkyrunAPIError) as exc:
             logger.warning("Polling work pool %r failed: %s", opts.pool_name, exc)
+            return False
+        except Exception:
+            logger.exception("Polling work pool %r failed", opts.pool_name)
             return False
         self.health.polled()
         for claimed in response.runs:
