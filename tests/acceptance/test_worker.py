@@ -405,3 +405,17 @@ def test_an_unknown_pull_step_fails_the_run_with_its_name(
 
     assert finished.state is not None and finished.state.type == StateType.FAILED
     assert "unknown step 'git_clone'" in (finished.state.message or "")
+
+
+def test_an_unknown_work_queue_is_refused(server: ServerProcess, pool: str) -> None:
+    result = subprocess.run(
+        [str(SKYRUN), "worker", "start", "-p", pool, "-q", "nightly"],
+        env=clean_env(server.home, SKYRUN_API_URL=server.api_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "no work queue named 'nightly'" in message, result.stderr
+    assert "'default'" in message

@@ -81,6 +81,7 @@ def start(
         WorkerError,
         WorkerLoop,
         WorkerOptions,
+        check_work_queues,
         ensure_work_pool,
     )
     from skyrun.workers.registry import UnknownWorkerType
@@ -107,6 +108,7 @@ def start(
         raise CLIError(markup_escape(str(exc)))
     try:
         ensure_work_pool(client, pool, worker_type, worker_class.default_job_template())
+        check_work_queues(client, pool, list(work_queue or []))
     except WorkerConfigError as exc:
         raise CLIError(str(exc))
     port = None

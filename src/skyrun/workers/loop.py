@@ -83,6 +83,19 @@ def ensure_work_pool(
     return pool
 
 
+def check_work_queues(client: SkyrunClient, pool_name: str, queues: list[str]) -> None:
+    """Refuse queue names the pool does not have (a typo would otherwise poll nothing)."""
+    if not queues:
+        return
+    existing = {queue.name for queue in client.list_work_queues(pool_name)}
+    missing = [name for name in queues if name not in existing]
+    if missing:
+        raise WorkerConfigError(
+            f"work pool {pool_name!r} has no work queue named {', '.join(map(repr, missing))} "
+            f"(it has {', '.join(map(repr, sorted(existing)))}); create it first or fix the name"
+        )
+
+
 class WorkerLoop:
     """Polls one work pool and runs what it claims on the worker type's infrastructure."""
 
