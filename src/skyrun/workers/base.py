@@ -93,10 +93,12 @@ class BaseWorker(ABC):
 
 
 def execute_command(flow_run_id: uuid.UUID | str) -> list[str]:
-    """The command that runs a flow run: `skyrun flow-run execute <id>`.
+    """The command that runs a flow run on this machine: `skyrun flow-run execute <id>`.
 
     Uses the `skyrun` script next to this interpreter when there is one (a
     virtualenv's bin), so the child runs the same installation as the worker.
+    Remote infrastructure (a container) runs plain `skyrun flow-run execute`:
+    the run id is in its environment as SKYRUN_FLOW_RUN_ID.
     """
     script = os.path.join(os.path.dirname(sys.executable), "skyrun")
     if not os.access(script, os.X_OK):

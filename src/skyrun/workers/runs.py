@@ -51,10 +51,15 @@ def skyrun_environment(settings: Settings, flow_run_id: uuid.UUID) -> dict[str, 
 def job_environment(
     job_configuration: Mapping[str, Any], settings: Settings, flow_run_id: uuid.UUID
 ) -> dict[str, str]:
-    """The rendered job's `env` (None values dropped) plus the skyrun variables."""
+    """The skyrun variables, then the rendered job's `env` over them (None values dropped).
+
+    The job's env wins so a job can reach the API by another address than the
+    worker (e.g. a public URL from Cloud Run); the run id always comes from the worker.
+    """
     rendered = job_configuration.get("env") or {}
-    env = {str(k): str(v) for k, v in rendered.items() if v is not None}
-    env.update(skyrun_environment(settings, flow_run_id))
+    env = skyrun_environment(settings, flow_run_id)
+    env.update({str(k): str(v) for k, v in rendered.items() if v is not None})
+    env["SKYRUN_FLOW_RUN_ID"] = str(flow_run_id)
     return env
 
 
