@@ -276,6 +276,26 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def format_markdown(rows: list[Row]) -> str:
+    """The same table in Markdown, for bench/README.md."""
+    lines = [
+        "| workload | skyrun | Prefect | Prefect / skyrun | target | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = "-" if row.ratio is None else f"{row.ratio:.1f}x"
+        cells = (
+            row.workload.replace("  same,", "↳ same,").strip(),
+            _fmt(row.skyrun, row.unit, row.skyrun_range),
+            _fmt(row.prefect, row.unit, row.prefect_range),
+            ratio,
+            row.target,
+            _mark(row.met),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def rows_as_json(rows: list[Row]) -> list[dict[str, Any]]:
     """Rows as plain dicts for results/latest.json."""
     return [asdict(row) for row in rows]

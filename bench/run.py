@@ -24,7 +24,7 @@ from typing import Any
 
 from harness import BENCH_DIR, PROJECT_PYTHON, Side, run_side
 from prefect_env import PREFECT_BENCH_ENV, PREFECT_VERSION, ensure_prefect_venv
-from report import build_rows, format_table, rows_as_json
+from report import build_rows, format_markdown, format_table, rows_as_json
 
 RESULTS_DIR = BENCH_DIR / "results"
 
@@ -226,6 +226,7 @@ def main() -> int:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
+    args.output.with_suffix(".md").write_text(format_markdown(rows) + "\n")
     print(f"\nresults written to {args.output}")
     return 0
 

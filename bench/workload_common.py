@@ -14,6 +14,7 @@ import skyrun, Prefect or anything outside the standard library.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -166,7 +167,7 @@ def run_overhead(lib: Library, sizes: Sizes) -> dict[str, Any]:
 
     for name in ("submitted", "mapped", "sequential"):
         before = lib.count_task_runs(None)
-        elapsed, body = _timed(lambda name=name: flows[name](sizes.n_tasks))
+        elapsed, body = _timed(functools.partial(flows[name], sizes.n_tasks))
         after = lib.count_task_runs(None)
         # Per flow run when the SDK tells us its id; else the growth of the table,
         # which can include late writes of earlier flows.
