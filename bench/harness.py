@@ -143,10 +143,10 @@ def stored_after_exit(side: Side, home: Path, flow_run_id: str | None) -> dict[s
 def median_import(side: Side, module: str, reps: int, keep_home: bool) -> dict[str, Any]:
     """Median of ``reps`` fresh processes timing ``import module`` (one discarded warm-up)."""
     argv = ["workload_import.py", module]
-    run_process(side, argv, 300, keep_home)  # compiles bytecode, warms the page cache
+    warmup = run_process(side, argv, 300, keep_home)  # compiles bytecode, warms the page cache
     runs = [run_process(side, argv, 300, keep_home) for _ in range(reps)]
     if not keep_home:
-        for run in runs:
+        for run in [warmup, *runs]:
             shutil.rmtree(run.home, ignore_errors=True)
     return {
         "module": module,
