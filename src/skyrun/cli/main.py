@@ -8,8 +8,19 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from skyrun.cli import api_keys, artifacts, config, flow_runs, server, variables
-from skyrun.cli import execute, worker
+from skyrun.cli import (
+    api_keys,
+    artifacts,
+    config,
+    deployments,
+    execute,
+    flow_runs,
+    server,
+    variables,
+    work_pools,
+    work_queues,
+    worker,
+)
 from skyrun.cli.errors import CLIError
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 
@@ -27,6 +38,9 @@ app.add_typer(artifacts.app, name="artifact")
 app.add_typer(variables.app, name="variable")
 app.add_typer(api_keys.app, name="api-key")
 app.add_typer(worker.app, name="worker")
+app.add_typer(work_pools.app, name="work-pool")
+app.add_typer(work_queues.app, name="work-queue")
+app.add_typer(deployments.app, name="deployment")
 execute.register(flow_runs.app)
 
 

@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 if TYPE_CHECKING:
+    import uuid
+    from datetime import timedelta
+
     from skyrun.sdk.parameters import ParameterModel
 
 P = ParamSpec("P")
@@ -79,6 +82,95 @@ class Flow(Generic[P, R]):
         }
         current.update(options)
         return Flow(self.fn, **current)
+
+    def deploy(
+        self,
+        name: str,
+        work_pool_name: str | None = None,
+        work_queue_name: str | None = None,
+        job_variables: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        cron: str | None = None,
+        interval: float | timedelta | None = None,
+        rrule: str | None = None,
+        timezone: str | None = None,
+        tags: list[str] | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        paused: bool = False,
+    ) -> uuid.UUID:
+        """Register (create or replace) a deployment of this flow; returns its id.
+
+        The entrypoint is this flow's source file, relative to the working directory,
+        and its name (`flows/etl.py:etl`); the run's process starts in this directory.
+
+        Args:
+            name: the deployment's name; it is run as `skyrun deployment run FLOW/NAME`.
+            work_pool_name: the work pool whose workers run it (None: serve it yourself).
+            work_queue_name: the pool's queue (default: the pool's default queue).
+            job_variables: override the pool's job variables for this deployment.
+            parameters: default parameters, validated against the flow's signature.
+            cron: a cron schedule, e.g. "0 9 * * *".
+            interval: a schedule every so many seconds (or a timedelta).
+            rrule: an RFC 5545 recurrence rule schedule.
+            timezone: the schedules' time zone (default UTC).
+            tags: tags for the deployment and its runs.
+            description: shown in the UI (default: the flow's description).
+            version: a label for this version of the deployment.
+            paused: register it with its schedules paused.
+
+        Raises:
+            DeploymentError: The flow, parameters or schedule cannot be deployed as asked.
+        """
+        # Deferred import: deploying needs the client; `import skyrun` stays light.
+        from skyrun.sdk.deploy import deploy_flow
+
+        return deploy_flow(
+            self,
+            name,
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables,
+            parameters=parameters,
+            cron=cron,
+            interval=interval,
+            rrule=rrule,
+            timezone=timezone,
+            tags=tags,
+            description=description,
+            version=version,
+            paused=paused,
+        )
+
+    def serve(
+        self,
+        name: str,
+        cron: str | None = None,
+        interval: float | timedelta | None = None,
+        rrule: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        limit: int | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        """Register a deployment without a work pool and run its runs here until Ctrl-C.
+
+        Every `poll_seconds`, due runs of the deployment (from its schedule or from
+        `skyrun deployment run FLOW/NAME`) are claimed and each executed in a child
+        process, at most `limit` at once.
+        """
+        # Deferred import: serving needs the client; `import skyrun` stays light.
+        from skyrun.sdk.deploy import serve_flow
+
+        serve_flow(
+            self,
+            name,
+            cron=cron,
+            interval=interval,
+            rrule=rrule,
+            parameters=parameters,
+            limit=limit,
+            poll_seconds=poll_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
