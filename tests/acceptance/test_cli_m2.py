@@ -449,13 +449,15 @@ def test_deployment_run(deployed: Path) -> None:
     expected = datetime.fromisoformat(created["expected_start_time"])
     assert started + timedelta(seconds=590) <= expected <= started + timedelta(seconds=700)
 
-    bad_type, unknown_name, bad_params, not_object, bad_format = skyrun_many(
+    bad_type, unknown_name, bad_params, not_object, bad_format, unknown_jv, bad_jv = skyrun_many(
         deployed,
         ["deployment", "run", "etl/nightly", "--param", "n=many"],
         ["deployment", "run", "etl/nightly", "--param", "rows=1"],
         ["deployment", "run", "etl/nightly", "--params", "{n: 1}"],
         ["deployment", "run", "etl/nightly", "--params", "[1]"],
         ["deployment", "run", "etl/nightly", "--param", "n"],
+        ["deployment", "run", "etl/nightly", "-jv", "region=eu"],
+        ["deployment", "run", "etl/nightly", "--job-variable", "stream_output=maybe"],
         expect=None,
     )
     assert_user_error(bad_type, "parameter 'n'", "'many' is not of type 'integer'")
@@ -463,6 +465,8 @@ def test_deployment_run(deployed: Path) -> None:
     assert_user_error(bad_params, "--params is not valid JSON")
     assert_user_error(not_object, "--params must be a JSON object")
     assert_user_error(bad_format, "--param", "NAME=VALUE")
+    assert_user_error(unknown_jv, "unknown job variable 'region'", "'working_dir'")
+    assert_user_error(bad_jv, "job variable 'stream_output'", "not of type 'boolean'")
     # Only the first run was created: a refused run leaves nothing behind.
     assert [run["id"] for run in _runs_of(deployed, nightly["id"])] == [created["id"]]
 

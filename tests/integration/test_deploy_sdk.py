@@ -33,7 +33,7 @@ from skyrun.schemas.deployments import (
 )
 from skyrun.schemas.states import StateType
 from skyrun.schemas.work_pools import WorkPoolCreate
-from skyrun.sdk.deploy import DeploymentError
+from skyrun.sdk.deploy import DeploymentError, DeploymentServer, deploy_flow
 from skyrun.server.db.engine import Database
 from skyrun.server.services.scheduler import schedule_deployment_runs
 from skyrun.settings import Settings
@@ -42,6 +42,9 @@ SKYRUN = Path(sys.executable).parent / "skyrun"
 T = TypeVar("T")
 
 FLOW_FILE = '''
+import os
+import time
+
 from skyrun import flow
 
 
@@ -57,8 +60,10 @@ def load(n: int, label: str = "rows", ratio: float = 0.5) -> str:
     return f"{n} {label}"
 
 
-def helper() -> None:
-    pass
+@flow
+def crash(code: int = 3, sleep: float = 0.0) -> None:
+    time.sleep(sleep)
+    os._exit(code)
 '''
 
 
@@ -138,6 +143,7 @@ def test_deploy_registers_entrypoint_schema_and_schedule(
 
 
 def test_deploy_refuses_what_cannot_run(project: ModuleType) -> None:
+    get_client().create_work_pool(WorkPoolCreate(name="main", type="process"))
     load = project.load
     cases: list[tuple[dict[str, Any], str]] = [
         ({"parameters": {"n": "many"}}, "parameter 'n': 'many' is not of type 'integer'"),
@@ -149,6 +155,13 @@ def test_deploy_refuses_what_cannot_run(project: ModuleType) -> None:
         ({"parameters": {"n": 1}, "cron": "0 9 * * *", "timezone": "Mars/Base"}, "Mars/Base"),
         ({"timezone": "UTC"}, "timezone= applies to a schedule"),
         ({"work_pool_name": "nowhere"}, "work pool 'nowhere' not found"),
+        ({"work_pool_name": "main", "work_queue_name": "urgent"}, "'urgent' not found"),
+        ({"work_pool_name": "main", "job_variables": {"region": "eu"}}, "'region'"),
+        (
+            {"work_pool_name": "main", "job_variables": {"stream_output": "yes"}},
+            "job variable 'stream_output': 'yes' is not of type 'boolean'",
+        ),
+        ({"job_variables": {"env": {}}}, "job_variables need a work_pool_name"),
     ]
     for options, message in cases:
         with pytest.raises(DeploymentError) as caught:
@@ -247,6 +260,39 @@ def test_changing_a_deployment_replaces_its_future_scheduled_runs(project: Modul
     client.update_deployment(deployment_id, DeploymentUpdate(paused=True))
     assert [run.id for run in _scheduled(client, deployment_id)] == [manual.id]
     assert _schedule_runs(settings, now) == 0
+
+
+def test_serve_loop_limit_crash_and_stop(project: ModuleType) -> None:
+    """The loop behind flow.serve(), stepped by hand on the embedded database."""
+    client = get_client()
+    deployment_id = deploy_flow(project.crash, "served", client=client, quiet=True)
+    server = DeploymentServer(client, client.read_deployment(deployment_id), 1, 0.1)
+    crashing = client.create_deployment_run(deployment_id)
+    slow = client.create_deployment_run(
+        deployment_id, DeploymentRunCreate(parameters={"code": 0, "sleep": 120})
+    )
+    server.poll_once()
+    assert [child.run.id for child in server.children] == [crashing.id]  # limit 1
+    assert _state_of(client, slow.id) is StateType.SCHEDULED
+
+    server.children[0].process.wait(60)
+    server.poll_once()
+    crashed = client.read_flow_run(crashing.id).state
+    assert crashed is not None and crashed.type is StateType.CRASHED
+    assert crashed.message is not None and "exited with code 3" in crashed.message
+    assert [child.run.id for child in server.children] == [slow.id]
+
+    wait_for(lambda: _state_of(client, slow.id) is StateType.RUNNING, 60, "the slow run")
+    server.stop()
+    assert server.children == []
+    assert _state_of(client, slow.id) is StateType.CRASHED
+    with pytest.raises(DeploymentError, match="limit must be 1 or more"):
+        project.crash.serve("served", limit=0)
+
+
+def _state_of(client: SkyrunClient, run_id: uuid.UUID) -> StateType | None:
+    state = client.read_flow_run(run_id).state
+    return state.type if state else None
 
 
 # -- flow.serve() -------------------------------------------------------------------
@@ -384,6 +430,9 @@ def test_serve_runs_deployment_runs_and_scheduled_runs(tmp_path: Path, server: s
 
             auto = wait_for(an_auto_run_completed, 90, "a scheduled run to complete")
             assert auto.parameters == {"n": 1}
+            # The run reports COMPLETED just before its process exits and serve reaps it.
+            ended = f"Flow run '{done.name}' ended COMPLETED."
+            wait_for(lambda: ended in serve_log.read_text(), 60, "serve to reap the run")
         finally:
             code = stop(serve)
     output = serve_log.read_text()

@@ -243,6 +243,8 @@ def run(
     }
     api = client()
     deployment = read_deployment(api, reference)
+    if job_variables:
+        check_job_variables(api, deployment, job_variables)
     scheduled_time = utcnow() + timedelta(seconds=start_in) if start_in else None
     flow_run = api.create_deployment_run(
         deployment.id,
@@ -274,6 +276,24 @@ def run(
         reason = f": {final.message}" if final.message else ""
         raise CLIError(f"flow run {flow_run.name!r} ended {describe_state(final)}{reason}")
     typer.echo(f"Flow run {flow_run.name!r} COMPLETED.")
+
+
+def check_job_variables(
+    api: SkyrunClient, deployment: Deployment, job_variables: dict[str, Any]
+) -> None:
+    """Refuse job variables the deployment's work pool would ignore or reject."""
+    # Imported here: it loads the SDK's deploy module and jsonschema.
+    from skyrun.sdk.deploy import job_variable_problems
+
+    if deployment.work_pool_name is None:
+        raise CLIError(
+            f"deployment {full_name(deployment)!r} has no work pool, so --job-variable "
+            "has nothing to apply to (a served deployment runs in the serving process)"
+        )
+    pool = api.read_work_pool(deployment.work_pool_name)
+    problems = job_variable_problems(pool.base_job_template, job_variables)
+    if problems:
+        raise CLIError(f"work pool {pool.name!r}: {'; '.join(problems)}")
 
 
 def _state_line(state: State) -> str:

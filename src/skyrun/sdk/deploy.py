@@ -30,7 +30,7 @@ from pydantic import PydanticUserError, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from skyrun.client.client import SkyrunClient, get_client
-from skyrun.client.errors import ObjectNotFound
+from skyrun.client.errors import ObjectNotFound, ServerUnreachable, SkyrunAPIError
 from skyrun.schedules import describe_schedule, parse_schedule
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.deployments import Deployment, DeploymentCreate, DeploymentScheduleCreate
@@ -186,6 +186,107 @@ def schedules_for(
 # -- deploy ------------------------------------------------------------------------
 
 
+def job_variable_problems(template: dict[str, Any], job_variables: dict[str, Any]) -> list[str]:
+    """What is wrong with `job_variables` for a work pool's base job template.
+
+    Each must be declared in the template's `variables.properties` (others would be
+    silently ignored) and valid against its schema; None means "the pool's default".
+    """
+    variables = template.get("variables")
+    variables = variables if isinstance(variables, dict) else {}
+    properties = variables.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    root = Draft202012Validator(variables)
+    problems = []
+    for name, value in job_variables.items():
+        if name not in properties:
+            declared = ", ".join(repr(p) for p in properties) or "(none)"
+            problems.append(f"unknown job variable {name!r} (the pool declares: {declared})")
+            continue
+        if value is None or not isinstance(properties[name], dict):
+            continue
+        # evolve() keeps the root's references, so "$ref": "#/$defs/..." resolves.
+        for error in root.evolve(schema=properties[name]).iter_errors(value):
+            problems.append(f"job variable {name!r}: {error.message}")
+    return problems
+
+
+def deployment_create(
+    flow: Flow[Any, Any],
+    name: str,
+    *,
+    work_pool_name: str | None,
+    work_queue_name: str | None,
+    job_variables: dict[str, Any] | None,
+    parameters: dict[str, Any] | None,
+    schedules: list[DeploymentScheduleCreate],
+    tags: list[str] | None,
+    description: str | None,
+    version: str | None,
+    paused: bool,
+) -> DeploymentCreate:
+    """The deployment to register for `flow`, run from the current working directory.
+
+    Raises:
+        DeploymentError: The flow has no importable entrypoint, or a value is invalid.
+    """
+    if not isinstance(flow, Flow):
+        raise DeploymentError(f"deploy() needs a skyrun flow, got {type(flow).__name__}")
+    working_directory = Path.cwd()
+    entrypoint = flow_entrypoint(flow, working_directory)
+    schema = parameter_schema(flow)
+    values = checked_parameters(flow, schema, parameters or {}, need_all=bool(schedules))
+    try:
+        return DeploymentCreate(
+            flow_name=flow.name,
+            name=name,
+            entrypoint=entrypoint,
+            path=str(working_directory),
+            description=description or flow.description,
+            version=version,
+            parameters=values,
+            parameter_openapi_schema=schema,
+            tags=tags or [],
+            work_pool_name=work_pool_name,
+            work_queue_name=work_queue_name,
+            job_variables=job_variables or {},
+            pull_steps=[{"set_working_directory": {"directory": str(working_directory)}}],
+            schedules=schedules,
+            paused=paused,
+        )
+    except ValidationError as exc:
+        raise DeploymentError(f"cannot deploy flow {flow.name!r}: {_one_line(exc)}") from exc
+
+
+def _check_work_pool(client: SkyrunClient, data: DeploymentCreate) -> None:
+    if data.work_pool_name is None:
+        if data.job_variables:
+            raise DeploymentError(
+                f"cannot deploy {data.flow_name}/{data.name}: job_variables need a work_pool_name"
+            )
+        return
+    try:
+        pool = client.read_work_pool(data.work_pool_name)
+    except ObjectNotFound as exc:
+        raise DeploymentError(
+            f"cannot deploy {data.flow_name}/{data.name}: {exc.detail}; create it with: "
+            f"skyrun work-pool create {data.work_pool_name} --type process"
+        ) from exc
+    problems = job_variable_problems(pool.base_job_template, data.job_variables)
+    if problems:
+        raise DeploymentError(
+            f"cannot deploy {data.flow_name}/{data.name} to work pool {pool.name!r}: "
+            + "; ".join(problems)
+        )
+
+
+def _upsert(client: SkyrunClient, data: DeploymentCreate) -> Deployment:
+    try:
+        return client.upsert_deployment(data)
+    except ObjectNotFound as exc:  # e.g. the work queue
+        raise DeploymentError(f"cannot deploy {data.flow_name}/{data.name}: {exc.detail}") from exc
+
+
 def deploy_flow(
     flow: Flow[Any, Any],
     name: str,
@@ -211,9 +312,11 @@ def deploy_flow(
         The deployment's id.
 
     Raises:
-        DeploymentError: The flow, its parameters, schedule or work pool do not allow it.
+        DeploymentError: The flow, its parameters, schedule, work pool or job variables
+            do not allow it; nothing is registered.
     """
-    deployment = _register(
+    client = client or get_client()
+    data = deployment_create(
         flow,
         name,
         work_pool_name=work_pool_name,
@@ -225,8 +328,9 @@ def deploy_flow(
         description=description,
         version=version,
         paused=paused,
-        client=client or get_client(),
     )
+    _check_work_pool(client, data)
+    deployment = _upsert(client, data)
     if not quiet:
         full_name = f"{deployment.flow_name}/{deployment.name}"
         print(f"Deployment {full_name!r} registered ({deployment.entrypoint}).", flush=True)
@@ -234,47 +338,6 @@ def deploy_flow(
             print("It has no work pool: serve it with flow.serve() to run it.", flush=True)
         print(f"Run it with: skyrun deployment run {full_name}", flush=True)
     return deployment.id
-
-
-def _register(
-    flow: Flow[Any, Any],
-    name: str,
-    *,
-    schedules: list[DeploymentScheduleCreate],
-    parameters: dict[str, Any] | None,
-    client: SkyrunClient,
-    **fields: Any,
-) -> Deployment:
-    if not isinstance(flow, Flow):
-        raise DeploymentError(f"deploy() needs a skyrun flow, got {type(flow).__name__}")
-    working_directory = Path.cwd()
-    entrypoint = flow_entrypoint(flow, working_directory)
-    schema = parameter_schema(flow)
-    values = checked_parameters(flow, schema, parameters or {}, need_all=bool(schedules))
-    try:
-        data = DeploymentCreate(
-            flow_name=flow.name,
-            name=name,
-            entrypoint=entrypoint,
-            path=str(working_directory),
-            description=fields.pop("description") or flow.description,
-            parameters=values,
-            parameter_openapi_schema=schema,
-            pull_steps=[{"set_working_directory": {"directory": str(working_directory)}}],
-            schedules=schedules,
-            job_variables=fields.pop("job_variables") or {},
-            tags=fields.pop("tags") or [],
-            **fields,
-        )
-    except ValidationError as exc:
-        raise DeploymentError(f"cannot deploy flow {flow.name!r}: {_one_line(exc)}") from exc
-    try:
-        return client.upsert_deployment(data)
-    except ObjectNotFound as exc:
-        hint = ""
-        if data.work_pool_name and data.work_queue_name is None:
-            hint = f"; create it with: skyrun work-pool create {data.work_pool_name} --type process"
-        raise DeploymentError(f"cannot deploy {flow.name}/{name}: {exc.detail}{hint}") from exc
 
 
 # -- serve -------------------------------------------------------------------------
@@ -293,22 +356,30 @@ class DeploymentServer:
     def __init__(
         self, client: SkyrunClient, deployment: Deployment, limit: int | None, poll_seconds: float
     ) -> None:
-        if limit is not None and limit < 1:
-            raise DeploymentError(f"limit must be 1 or more, not {limit}")
-        if poll_seconds <= 0:
-            raise DeploymentError(f"poll_seconds must be more than 0, not {poll_seconds}")
+        self.check_options(limit, poll_seconds)
         self.client = client
         self.deployment = deployment
         self.limit = limit
         self.poll_seconds = poll_seconds
         self.children: list[_Child] = []
 
+    @staticmethod
+    def check_options(limit: int | None, poll_seconds: float) -> None:
+        if limit is not None and limit < 1:
+            raise DeploymentError(f"limit must be 1 or more, not {limit}")
+        if poll_seconds <= 0:
+            raise DeploymentError(f"poll_seconds must be more than 0, not {poll_seconds}")
+
     def run_forever(self) -> None:
         """Poll until Ctrl-C (or SIGTERM), then stop the runs still going."""
         try:
             with _sigterm_as_interrupt():
                 while True:
-                    self.poll_once()
+                    try:
+                        self.poll_once()
+                    except (ServerUnreachable, SkyrunAPIError) as exc:
+                        # A server restart must not stop serving: try again next poll.
+                        print(f"Cannot poll the skyrun API ({exc}); retrying.", flush=True)
                     time.sleep(self.poll_seconds)
         except KeyboardInterrupt:
             self.stop()
@@ -441,8 +512,9 @@ def serve_flow(
     client: SkyrunClient | None = None,
 ) -> None:
     """Register a deployment without a work pool and run its runs here until Ctrl-C."""
+    DeploymentServer.check_options(limit, poll_seconds)
     client = client or get_client()
-    deployment = _register(
+    data = deployment_create(
         flow,
         name,
         work_pool_name=None,
@@ -454,8 +526,8 @@ def serve_flow(
         description=None,
         version=None,
         paused=False,
-        client=client,
     )
+    deployment = _upsert(client, data)
     server = DeploymentServer(client, deployment, limit, poll_seconds)
     full_name = f"{deployment.flow_name}/{deployment.name}"
     print(f"Serving deployment {full_name!r} ({deployment.entrypoint}).", flush=True)
