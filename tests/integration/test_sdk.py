@@ -372,6 +372,25 @@ def test_a_flow_that_takes_too_long_is_timed_out() -> None:
     assert state_of(run) == ("FAILED", "TimedOut")
 
 
+def test_a_task_timeout_that_ends_the_flow_fails_it_without_timing_it_out() -> None:
+    """Only the flow's own limit makes the flow TimedOut; a task's makes it plain Failed."""
+
+    @task(timeout_seconds=0.1)
+    def slow() -> None:
+        time.sleep(1)
+
+    @flow(timeout_seconds=30)
+    def flow_ended_by_a_task_timeout() -> None:
+        slow()
+
+    with pytest.raises(RunTimeout):
+        flow_ended_by_a_task_timeout()
+    run = only_run("flow-ended-by-a-task-timeout")
+    assert state_of(run) == ("FAILED", "Failed")
+    (slow_run,) = task_runs_of(run)
+    assert state_of(slow_run) == ("FAILED", "TimedOut")
+
+
 def test_a_task_with_a_timeout_keeps_its_run_context() -> None:
     """The timeout machinery may run the function on a helper thread: the run goes with it."""
 

@@ -171,10 +171,12 @@ class FlowRunEngine:
 
     # -- outcomes -----------------------------------------------------------
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        return call_with_timeout(self.flow.fn, args, kwargs, self.flow.timeout_seconds)
+        return call_with_timeout(self.flow.fn, args, kwargs, self.flow.timeout_seconds, self)
 
     async def call_async(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        return await await_with_timeout(self.flow.fn(*args, **kwargs), self.flow.timeout_seconds)
+        return await await_with_timeout(
+            self.flow.fn(*args, **kwargs), self.flow.timeout_seconds, self
+        )
 
     def _drain(self) -> None:
         assert self.ctx is not None
@@ -202,7 +204,10 @@ class FlowRunEngine:
                 )
             )
             return delay
-        name = "TimedOut" if isinstance(exc, RunTimeout) else "Failed"
+        # A task's timeout propagating through the flow body fails the flow
+        # plainly; only the flow's own limit makes it TimedOut.
+        own_timeout = isinstance(exc, RunTimeout) and exc.owner is self
+        name = "TimedOut" if own_timeout else "Failed"
         self._propose(StateCreate(type=StateType.FAILED, name=name, message=message))
         return None
 

@@ -121,7 +121,7 @@ def _run_sync(
         while True:
             recorder.add_state(record, "RUNNING", "Running" if attempt == 0 else "Retrying")
             try:
-                result = call_with_timeout(task.fn, args, kwargs, task.timeout_seconds)
+                result = call_with_timeout(task.fn, args, kwargs, task.timeout_seconds, record)
             except Exception as exc:
                 if attempt < task.retries:
                     attempt += 1
@@ -153,7 +153,9 @@ async def _run_async(
         while True:
             recorder.add_state(record, "RUNNING", "Running" if attempt == 0 else "Retrying")
             try:
-                result = await await_with_timeout(task.fn(*args, **kwargs), task.timeout_seconds)
+                result = await await_with_timeout(
+                    task.fn(*args, **kwargs), task.timeout_seconds, record
+                )
             except Exception as exc:
                 if attempt < task.retries:
                     attempt += 1
@@ -176,6 +178,6 @@ def _await_retry(task: Task[Any, Any], record: TaskRecord, recorder: Any, exc: E
 
 
 def _fail(record: TaskRecord, recorder: Any, exc: Exception) -> None:
-    name = "TimedOut" if isinstance(exc, RunTimeout) else "Failed"
+    name = "TimedOut" if isinstance(exc, RunTimeout) and exc.owner is record else "Failed"
     recorder.add_state(record, "FAILED", name, f"{type(exc).__name__}: {exc}")
     logger.error("finished in state %s: %s: %s", name, type(exc).__name__, exc)
