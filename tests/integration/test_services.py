@@ -144,6 +144,21 @@ async def test_a_claimed_run_cannot_be_claimed_again(db: Database) -> None:
     assert await _state(db, run_id) == ("PENDING", "Pending")
 
 
+async def test_a_run_awaiting_an_in_process_retry_is_not_claimed(db: Database) -> None:
+    deployment_id = await _pool_and_deployment(db)
+    run_id = await _new_run(db, deployment_id, NOW)
+    assert await _claim(db, "a", 5, NOW) == [run_id]
+    async with db.session() as s, s.begin():
+        for state in (
+            StateCreate(type=StateType.RUNNING),
+            StateCreate(type=StateType.SCHEDULED, name="AwaitingRetry", scheduled_time=NOW),
+        ):
+            response = await flow_runs.set_flow_run_state(s, run_id, state, now=NOW)
+            assert response.decision == "ACCEPT", response
+    assert await _state(db, run_id) == ("SCHEDULED", "AwaitingRetry")
+    assert await _claim(db, "b", 5, NOW + timedelta(minutes=1)) == []
+
+
 async def test_concurrent_claims_take_each_run_once(db: Database) -> None:
     deployment_id = await _pool_and_deployment(db)
     run_ids = {await _new_run(db, deployment_id, NOW) for _ in range(40)}

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.orchestration import Decision
-from skyrun.schemas.states import StateCreate, StateType
+from skyrun.schemas.states import AWAITING_RETRY, StateCreate, StateType
 from skyrun.server.db import dialect, flow_runs
 from skyrun.server.db.models import FlowRun, WorkPool, WorkQueue
 
@@ -77,6 +77,9 @@ async def claim_runs(
         .where(
             FlowRun.work_queue_id.in_(eligible),
             FlowRun.state_type == StateType.SCHEDULED.value,
+            # AwaitingRetry belongs to the process that failed the attempt: it
+            # retries in place, so no worker may launch the run a second time.
+            sa.or_(FlowRun.state_name.is_(None), FlowRun.state_name != AWAITING_RETRY),
             FlowRun.expected_start_time <= now,
         )
         .order_by(FlowRun.expected_start_time, FlowRun.id)
