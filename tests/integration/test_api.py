@@ -633,8 +633,10 @@ async def test_resending_the_same_batch_is_harmless(api: httpx.AsyncClient) -> N
     body(await api.post("/api/batch", json=batch))
     completed = task_run_record(run["id"], ("COMPLETED", "Completed"), task_run_id=record["id"])
     body(await api.post("/api/batch", json={"task_runs": [*batch["task_runs"], completed]}))
+    body(await api.post("/api/batch", json=batch))
     task_run = body(await api.get(f"/api/task_runs/{record['id']}"))
     assert task_run["state"]["type"] == "COMPLETED"
+    assert [s["type"] for s in task_run["state_history"]] == ["PENDING", "RUNNING", "COMPLETED"]
 
 
 async def test_batch_for_an_unknown_flow_run_is_422(api: httpx.AsyncClient) -> None:

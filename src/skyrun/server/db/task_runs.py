@@ -29,6 +29,14 @@ def _history_entry(state: State) -> dict[str, Any]:
     }
 
 
+def _append_new(history: list[dict[str, Any]], entries: list[dict[str, Any]]) -> bool:
+    """Append the entries whose state id is not in `history` yet; True if any was."""
+    known = {entry["id"] for entry in history}
+    new = [entry for entry in entries if entry["id"] not in known]
+    history.extend(new)
+    return bool(new)
+
+
 async def upsert_task_runs(session: AsyncSession, records: list[TaskRunRecord]) -> int:
     """Record a batch of task runs: insert new ones, update known ones, append states.
 
@@ -58,10 +66,15 @@ async def upsert_task_runs(session: AsyncSession, records: list[TaskRunRecord]) 
         }
         if record.id in inserts:
             inserts[record.id].update(row)
-            inserts[record.id]["state_history"].extend(entries)
+            _append_new(inserts[record.id]["state_history"], entries)
         elif record.id in history:
-            history[record.id].extend(entries)
-            updates[record.id] = {**row, "b_id": record.id, "state_history": history[record.id]}
+            # A batch the SDK re-sends (after a lost response) changes nothing.
+            if _append_new(history[record.id], entries):
+                updates[record.id] = {
+                    **row,
+                    "b_id": record.id,
+                    "state_history": history[record.id],
+                }
         else:
             inserts[record.id] = {
                 **row,
