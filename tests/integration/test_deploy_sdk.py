@@ -33,7 +33,8 @@ from skyrun.schemas.deployments import (
 )
 from skyrun.schemas.states import StateType
 from skyrun.schemas.work_pools import WorkPoolCreate
-from skyrun.sdk.deploy import DeploymentError, DeploymentServer, deploy_flow
+from skyrun.sdk.deploy import DeploymentError, deploy_flow
+from skyrun.sdk.serve import DeploymentServer
 from skyrun.server.db.engine import Database
 from skyrun.server.services.scheduler import schedule_deployment_runs
 from skyrun.settings import Settings

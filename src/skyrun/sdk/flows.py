@@ -159,7 +159,7 @@ class Flow(Generic[P, R]):
         process, at most `limit` at once.
         """
         # Deferred import: serving needs the client; `import skyrun` stays light.
-        from skyrun.sdk.deploy import serve_flow
+        from skyrun.sdk.serve import serve_flow
 
         serve_flow(
             self,
