@@ -51,16 +51,19 @@ def test_a_run_cancelled_before_it_started_is_killed_when_it_starts() -> None:
 def test_health_turns_unhealthy_when_polls_stop() -> None:
     assert default_threshold(10) == 30
     assert default_threshold(20) == 60
-    health = PollHealth(threshold_seconds=0.2)
+    # Thresholds far from the test's own timing, so a busy machine cannot flip them.
+    health = PollHealth(threshold_seconds=3600)
     server = HealthServer(health, port=0, host="127.0.0.1")
     server.start()
     try:
         url = f"http://127.0.0.1:{server.port}/health"
         assert httpx.get(url).status_code == 200
-        time.sleep(0.3)
+        time.sleep(0.05)
+        health.threshold_seconds = 0.01  # the last poll is now too old
         response = httpx.get(url)
         assert response.status_code == 503
         assert response.json()["status"] == "unhealthy"
+        health.threshold_seconds = 3600
         health.polled()
         assert httpx.get(url).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{server.port}/other").status_code == 404
