@@ -179,15 +179,13 @@ def test_flow_run_ls_and_inspect(home: Path, runs: list[dict[str, Any]]) -> None
 
 def test_flow_run_logs(home: Path, runs: list[dict[str, Any]]) -> None:
     run_id = runs[0]["id"]
-    started = time.monotonic()
+    # Following a finished run prints what there is and stops (else skyrun_many times out).
     everything, warnings, followed = skyrun_many(
         home,
         ["flow-run", "logs", run_id],
         ["flow-run", "logs", run_id, "--level", "WARNING"],
         ["flow-run", "logs", run_id, "--follow"],
     )
-    # Following a finished run prints what there is and stops at once.
-    assert time.monotonic() - started < 15
     lines = everything.stdout.splitlines()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| INFO +\| .+", lines[0])
     assert any(line.endswith("| doubling 3 numbers") for line in lines)
