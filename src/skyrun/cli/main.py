@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from skyrun.cli import (
     api_keys,
@@ -53,35 +55,33 @@ def version() -> None:
 
 
 def run() -> None:
-    """Run the CLI; user errors print one line on stderr and exit 1."""
-    err = Console(stderr=True, highlight=False)
-    try:
-        app(standalone_mode=False)
-    except (CLIError, ServerUnreachable) as exc:
-        err.print(f"[red]Error:[/red] {exc}")
-        sys.exit(1)
-    except SkyrunAPIError as exc:
-        err.print(f"[red]Error:[/red] {exc.detail} (HTTP {exc.status_code})")
-        sys.exit(1)
-    except ValidationError as exc:
-        err.print(f"[red]Error:[/red] invalid input: {exc.errors()[0].get('msg')}")
-        sys.exit(1)
-    except ValueError as exc:
-        err.print(f"[red]Error:[/red] {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors and friends
-        import click
+    """Run the CLI; user errors print one line on stderr and exit 1.
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    Typer runs in standalone mode, so it handles its own errors as it always
+    does: a usage error (missing argument, bad value, unknown option or command)
+    prints the usage and the error and exits 2, a group called bare prints its
+    help (exit 2, as Typer does), `typer.Exit(code)` exits with `code` and
+    Ctrl-C exits 130. The errors below are the ones Typer passes on.
+    """
+    try:
+        app()
+    except (CLIError, ServerUnreachable) as exc:
+        exit_with_error(str(exc))
+    except SkyrunAPIError as exc:
+        exit_with_error(f"{exc.detail} (HTTP {exc.status_code})")
+    except ValidationError as exc:
+        exit_with_error(f"invalid input: {exc.errors()[0].get('msg')}")
+    except ValueError as exc:
+        exit_with_error(str(exc))
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """Print `message` as one `Error:` line on stderr, exactly as written, and exit 1."""
+    # soft_wrap: a long message is left to the terminal, not broken into lines mid-word.
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Messages quote user input and names such as "skyrun[gcp]": never rich markup.
+    err.print(f"[red]Error:[/red] {escape(message)}")
+    sys.exit(1)
 
 
 if __name__ == "__main__":

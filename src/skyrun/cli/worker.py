@@ -12,7 +12,6 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.markup import escape as markup_escape
 
 from skyrun.cli.errors import CLIError
 
@@ -104,8 +103,7 @@ def start(
             worker_type, policy, interactive=sys.stdin.isatty(), confirm=_confirm
         )
     except (UnknownWorkerType, WorkerTypeUnavailable) as exc:
-        # main.run prints errors as rich markup, which would swallow "[gcp]".
-        raise CLIError(markup_escape(str(exc)))
+        raise CLIError(str(exc))
     try:
         ensure_work_pool(client, pool, worker_type, worker_class.default_job_template())
         check_work_queues(client, pool, list(work_queue or []))
@@ -138,4 +136,4 @@ def start(
     try:
         loop.run()
     except WorkerError as exc:
-        raise CLIError(markup_escape(str(exc)))
+        raise CLIError(str(exc))
