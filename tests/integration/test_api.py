@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from skyrun.settings import Settings
 
@@ -425,47 +424,55 @@ async def test_delete_a_flow_run(api: httpx.AsyncClient) -> None:
 
 
 NAIVE = "2030-01-01T00:00:00"
+NAIVE_AS_UTC = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schemas accept timestamps without a time zone, which the database layer refuses "
-    "with an unhandled ValueError (a 500); schemas should use AwareDatetime or assume UTC",
-)
-async def test_timestamps_without_a_time_zone_are_not_a_server_error(
-    api: httpx.AsyncClient,
-) -> None:
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def test_timestamps_without_a_time_zone_are_taken_as_utc(api: httpx.AsyncClient) -> None:
     flow = await create_flow(api)
-    run = await create_run(api, flow["id"])
-    requests: list[tuple[str, Any]] = [
-        (
+    scheduled = body(
+        await api.post(
             "/api/flow_runs",
-            {"flow_id": flow["id"], "state": {"type": "SCHEDULED", "scheduled_time": NAIVE}},
+            json={"flow_id": flow["id"], "state": {"type": "SCHEDULED", "scheduled_time": NAIVE}},
         ),
-        (
+        201,
+    )
+    assert moment(scheduled["state"]["scheduled_time"]) == NAIVE_AS_UTC
+    assert moment(scheduled["expected_start_time"]) == NAIVE_AS_UTC
+
+    # Naive bounds mean UTC too: 23:30 is before the run, 23:30 an hour west of UTC after it.
+    for bounds, found in [
+        ({"expected_start_after": "2029-12-31T23:30:00"}, True),
+        ({"expected_start_after": "2029-12-31T23:30:00-01:00"}, False),
+        ({"expected_start_before": "2029-12-31T23:30:00"}, False),
+        ({"expected_start_before": "2029-12-31T23:30:00-01:00"}, True),
+    ]:
+        page = body(await api.post("/api/flow_runs/filter", json=bounds))
+        assert (scheduled["id"] in [run["id"] for run in page["items"]]) is found, bounds
+
+    run = await create_run(api, flow["id"])
+    response = body(
+        await api.post(
             f"/api/flow_runs/{run['id']}/set_state",
-            {"state": {"type": "RUNNING", "timestamp": NAIVE}},
-        ),
-        ("/api/flow_runs/filter", {"expected_start_before": NAIVE}),
-        ("/api/logs", [log_line(run["id"], "x") | {"timestamp": NAIVE}]),
-        (
-            "/api/batch",
-            {
-                "task_runs": [
-                    task_run_record(run["id"], ("PENDING", "Pending")) | {"start_time": NAIVE}
-                ]
-            },
-        ),
-    ]
-    server_errors = []
-    for path, payload in requests:
-        try:
-            status = (await api.post(path, json=payload)).status_code
-        except Exception:  # the in-process transport re-raises what the app did not handle
-            status = 500
-        if status >= 500:
-            server_errors.append(path)
-    assert server_errors == []
+            json={"state": {"type": "RUNNING", "timestamp": NAIVE}},
+        )
+    )
+    assert response["decision"] == "ACCEPT"
+    assert moment(response["state"]["timestamp"]) == NAIVE_AS_UTC
+
+    body(await api.post("/api/logs", json=[log_line(run["id"], "x") | {"timestamp": NAIVE}]), 201)
+    (logged,) = body(await api.get("/api/logs", params={"flow_run_id": run["id"]}))
+    assert moment(logged["timestamp"]) == NAIVE_AS_UTC
+
+    record = task_run_record(run["id"], ("PENDING", "Pending")) | {"start_time": NAIVE}
+    record["states"][0]["timestamp"] = NAIVE
+    body(await api.post("/api/batch", json={"task_runs": [record]}))
+    task_run = body(await api.get(f"/api/task_runs/{record['id']}"))
+    assert moment(task_run["start_time"]) == NAIVE_AS_UTC
+    assert moment(task_run["state"]["timestamp"]) == NAIVE_AS_UTC
 
 
 # -- unknown ids ------------------------------------------------------------------

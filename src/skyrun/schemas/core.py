@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skyrun.schemas.states import State, StateCreate, StateType
+from skyrun.schemas.states import State, StateCreate, StateType, UTCTimestamp
 
 T = TypeVar("T")
 
@@ -83,8 +83,8 @@ class FlowRunFilter(BaseModel):
     state_type: list[StateType] | None = None
     state_name: list[str] | None = None
     parent_flow_run_id: uuid.UUID | None = None
-    expected_start_before: datetime | None = None
-    expected_start_after: datetime | None = None
+    expected_start_before: UTCTimestamp | None = None
+    expected_start_after: UTCTimestamp | None = None
     sort: str = Field(default="created_desc", pattern="^(created|expected_start_time)_(asc|desc)$")
     limit: int = Field(default=50, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
@@ -100,8 +100,8 @@ class TaskRunRecord(BaseModel):
     task_key: str
     tags: list[str] = Field(default_factory=list)
     run_count: int = 0
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: UTCTimestamp | None = None
+    end_time: UTCTimestamp | None = None
     total_run_time: float = 0.0
     states: list[State] = Field(min_length=1)
 
@@ -128,7 +128,7 @@ class LogCreate(BaseModel):
     name: str = Field(max_length=200)
     level: int = Field(ge=0, le=100)
     message: str
-    timestamp: datetime
+    timestamp: UTCTimestamp
 
 
 class Log(ORMModel):

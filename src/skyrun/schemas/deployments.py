@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from skyrun.schemas.states import StateCreate
+from skyrun.schemas.states import StateCreate, UTCTimestamp
 
 
 class DeploymentScheduleCreate(BaseModel):
@@ -102,7 +102,7 @@ class DeploymentRunCreate(BaseModel):
     job_variables: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     name: str | None = None
-    scheduled_time: datetime | None = None
+    scheduled_time: UTCTimestamp | None = None
     state: StateCreate | None = None
     idempotency_key: str | None = None
     work_queue_name: str | None = None

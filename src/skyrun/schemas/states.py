@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 
 class StateType(enum.StrEnum):
@@ -54,15 +54,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def assume_utc(value: datetime) -> datetime:
+    """`value` itself if it has a time zone; otherwise the same wall-clock time in UTC."""
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value
+
+
+# A datetime a client sends. The database keeps aware UTC datetimes only, and a client
+# that leaves out the zone (`2030-01-01T09:00:00`) almost always means UTC.
+UTCTimestamp = Annotated[
+    datetime,
+    AfterValidator(assume_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601; a time without a time zone is taken as UTC.",
+        }
+    ),
+]
+
+
 class StateCreate(BaseModel):
     """A proposed state: what a client asks a run to move to."""
 
     type: StateType
     name: str | None = None
     message: str | None = None
-    timestamp: datetime | None = None
-    scheduled_time: datetime | None = Field(
-        default=None, description="For SCHEDULED states: when the run is due."
+    timestamp: UTCTimestamp | None = None
+    scheduled_time: UTCTimestamp | None = Field(
+        default=None,
+        description="For SCHEDULED states: when the run is due (UTC if no time zone is given).",
     )
     data: dict[str, Any] | None = None
 
@@ -74,8 +95,8 @@ class State(BaseModel):
     type: StateType
     name: str
     message: str | None = None
-    timestamp: datetime = Field(default_factory=utcnow)
-    scheduled_time: datetime | None = None
+    timestamp: UTCTimestamp = Field(default_factory=utcnow)
+    scheduled_time: UTCTimestamp | None = None
     data: dict[str, Any] | None = None
 
     @property
