@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from skyrun.cli.errors import CLIError
 from skyrun.cli.output import (
@@ -66,7 +67,8 @@ def template_problem(exc: JobTemplateError) -> str:
 
 
 def warn(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[yellow]Warning:[/yellow] {message}")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[yellow]Warning:[/yellow] {escape(message)}")
 
 
 def read_template_file(path: str) -> dict[str, Any]:
