@@ -28,7 +28,6 @@ from skyrun.server.errors import SkyrunServerError
 from skyrun.server.notify import RunNotifier
 from skyrun.server.services.housekeeping import housekeeping_pass
 from skyrun.server.services.loops import Service, start_services, stop_services
-from skyrun.server.services.scheduler import scheduler_pass
 from skyrun.settings import Settings
 
 ROUTERS = (
@@ -43,6 +42,10 @@ ROUTERS = (
 
 
 def server_services(settings: Settings) -> list[Service]:
+    # Imported here, not at the top: the scheduler brings croniter and dateutil,
+    # and the embedded mode (run_services=False) runs no services.
+    from skyrun.server.services.scheduler import scheduler_pass
+
     return [
         Service("scheduler", settings.scheduler_interval, scheduler_pass(settings)),
         Service("housekeeping", settings.housekeeping_interval, housekeeping_pass(settings)),

@@ -7,10 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from skyrun.schedules import parse_schedule
 from skyrun.schemas.core import FlowCreate, FlowRunCreate
 from skyrun.schemas.deployments import Deployment as DeploymentSchema
 from skyrun.schemas.deployments import (
@@ -34,6 +32,10 @@ from skyrun.server.errors import Invalid, NotFound
 
 
 def _checked_schedules(schedules: list[DeploymentScheduleCreate]) -> list[dict[str, Any]]:
+    # Imported here, not at the top: schedules bring croniter and dateutil, which
+    # the embedded mode, running flows with no deployment, should not carry.
+    from skyrun.schedules import parse_schedule
+
     checked = []
     for i, item in enumerate(schedules):
         try:
@@ -211,6 +213,10 @@ def validate_parameters(deployment: Deployment, parameters: dict[str, Any]) -> N
     schema = deployment.parameter_openapi_schema
     if not schema:
         return
+    # Imported here, not at the top: jsonschema is ~3 MiB that the embedded mode,
+    # running flows with no deployment, should not carry.
+    from jsonschema import Draft202012Validator
+
     validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):

@@ -15,7 +15,7 @@ from skyrun.server.db import states as state_cols
 from skyrun.server.db.models import TaskRun
 from skyrun.server.errors import NotFound
 
-_CHUNK = 500
+_CHUNK = 200
 _TABLE = cast(sa.Table, TaskRun.__table__)
 
 
@@ -41,18 +41,23 @@ async def upsert_task_runs(session: AsyncSession, records: list[TaskRunRecord]) 
     """Record a batch of task runs: insert new ones, update known ones, append states.
 
     Written with Core statements (not the ORM unit of work): a batch holds
-    thousands of rows and this is on the path of every task run.
+    thousands of rows and this is on the path of every task run. Taken
+    `_CHUNK` records at a time, so that a large batch's rows and statement
+    parameters never all exist at once: memory that the process, an embedded
+    one above all, would otherwise keep after the batch. A task run seen again
+    in a later chunk is found in the table, as it would be in a later batch.
     """
-    if not records:
-        return 0
+    for start in range(0, len(records), _CHUNK):
+        await _upsert_chunk(session, records[start : start + _CHUNK])
+    return len(records)
+
+
+async def _upsert_chunk(session: AsyncSession, records: list[TaskRunRecord]) -> None:
     ids = list({r.id for r in records})
-    history: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        rows = await session.execute(
-            sa.select(TaskRun.id, TaskRun.state_history).where(TaskRun.id.in_(chunk))
-        )
-        history.update({row_id: list(h or []) for row_id, h in rows.all()})
+    rows = await session.execute(
+        sa.select(TaskRun.id, TaskRun.state_history).where(TaskRun.id.in_(ids))
+    )
+    history = {row_id: list(h or []) for row_id, h in rows.all()}
     inserts: dict[uuid.UUID, dict[str, Any]] = {}
     updates: dict[uuid.UUID, dict[str, Any]] = {}
     for record in records:
@@ -94,7 +99,6 @@ async def upsert_task_runs(session: AsyncSession, records: list[TaskRunRecord]) 
         }
         statement = _TABLE.update().where(_TABLE.c.id == sa.bindparam("b_id")).values(columns)
         await session.execute(statement, list(updates.values()))
-    return len(records)
 
 
 def to_schema(run: TaskRun) -> TaskRunSchema:

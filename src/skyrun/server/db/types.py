@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -30,5 +30,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+class PortableJSON(TypeDecorator[Any]):
+    """JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+
+    A decorator rather than `sa.JSON().with_variant(postgresql.JSONB(), ...)`:
+    that needs SQLAlchemy's PostgreSQL dialect (~2 MiB of modules) imported in
+    every process, the embedded SQLite one included.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            # Imported here, not at the top: see the docstring.
+            from sqlalchemy.dialects.postgresql import JSONB as PostgresJSONB
+
+            return dialect.type_descriptor(PostgresJSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+JSONType = PortableJSON()
