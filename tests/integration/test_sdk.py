@@ -623,6 +623,60 @@ def test_a_thousand_sequential_tasks_are_all_stored(sdk_home: Path) -> None:
     assert (total, completed, names) == (1000, 1000, 1000)
 
 
+def test_a_flow_run_cancelled_from_outside_stops_itself(sdk_home: Path) -> None:
+    """The engine watches its own run: CANCELLING interrupts the flow body, the run ends CANCELLED."""
+    script = sdk_home / "cancel_me.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import threading, time
+            from skyrun import flow
+            from skyrun.client.client import SkyrunClient
+            from skyrun.schemas.states import StateCreate, StateType
+            from skyrun.sdk.context import current_flow_run
+            from skyrun.settings import Settings
+
+            @flow
+            def cancel_me() -> None:
+                run_id = current_flow_run().flow_run_id
+
+                def cancel() -> None:  # as `skyrun flow-run cancel` would, on its own client
+                    time.sleep(0.5)
+                    SkyrunClient(Settings()).set_flow_run_state(
+                        run_id, StateCreate(type=StateType.CANCELLING)
+                    )
+
+                threading.Thread(target=cancel, daemon=True).start()
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    time.sleep(0.1)
+                print("the body ran to its end")
+
+            try:
+                cancel_me()
+            except BaseException as exc:
+                print("raised", type(exc).__name__)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "SKYRUN_HOME": str(sdk_home)},
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    assert "the body ran to its end" not in result.stdout, result.stderr
+    assert "raised" in result.stdout, result.stderr
+    reader = SkyrunClient(Settings(home=sdk_home))
+    try:
+        (run,) = reader.filter_flow_runs(FlowRunFilter(flow_name="cancel-me")).items
+        assert state_of(run)[0] == "CANCELLED"
+    finally:
+        reader.close()
+
+
 def test_a_script_that_exits_right_after_its_flow_loses_no_task_runs(sdk_home: Path) -> None:
     script = sdk_home / "many_tasks.py"
     script.write_text(

@@ -115,9 +115,11 @@ class FlowRunEngine:
             task_runner=ThreadPoolTaskRunner(flow.task_runner_max_workers),
             log_prints=flow.log_prints,
         )
+        # Asked before this run's context is set, which would make it its own parent.
+        top_level = _parent_flow_run_id() is None
         self._token = flow_run_context.set(self.ctx)
         logger.info("Beginning flow run %r for flow %r", run_name, flow.name)
-        if _parent_flow_run_id() is None and threading.current_thread() is threading.main_thread():
+        if top_level and threading.current_thread() is threading.main_thread():
             self._start_cancel_watcher(run_id)
         return model.call_args(parameters)
 
