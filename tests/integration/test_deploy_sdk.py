@@ -443,3 +443,39 @@ def test_serve_runs_deployment_runs_and_scheduled_runs(tmp_path: Path, server: s
     assert "loaded 1 crates" in output
     assert output.rstrip().endswith("Stopped serving.")
     client.close()
+
+
+def test_serve_without_a_server_schedules_its_own_runs(tmp_path: Path) -> None:
+    """Embedded mode has no server process: serve runs the scheduler itself."""
+    home = tmp_path / "home"
+    root = tmp_path / "project"
+    (root / "flows").mkdir(parents=True)
+    (root / "flows" / "etl.py").write_text(FLOW_FILE)
+    (root / "serve.py").write_text(SERVE_SCRIPT)
+    serve_log = tmp_path / "serve.log"
+    with serve_log.open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "serve.py", "2"],
+            cwd=root,
+            env=env_for(home, SKYRUN_SCHEDULER_INTERVAL="0.5"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = SkyrunClient(Settings(home=home))
+        try:
+            wait_for(lambda: b"Press Ctrl-C" in serve_log.read_bytes(), 60, "flow.serve()")
+            assert "scheduling runs in this process" in serve_log.read_text()
+            deployment = client.read_deployment_by_name("load-rows", "served")
+
+            def an_auto_run_completed() -> FlowRun | None:
+                runs = client.filter_flow_runs(
+                    FlowRunFilter(deployment_id=deployment.id, state_type=[StateType.COMPLETED])
+                ).items
+                return next((run for run in runs if run.auto_scheduled), None)
+
+            auto = wait_for(an_auto_run_completed, 90, "a scheduled run to complete")
+            assert auto.parameters == {"n": 1}
+        finally:
+            code = stop(serve)
+            client.close()
+    assert code == 0, serve_log.read_text()

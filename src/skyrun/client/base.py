@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from skyrun._version import __version__
 from skyrun.client.errors import ServerUnreachable, describe_detail, error_for
 from skyrun.settings import Settings
+
+if TYPE_CHECKING:
+    from skyrun.client.embedded import EmbeddedTransport
 
 M = TypeVar("M", bound=BaseModel)
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -25,11 +28,12 @@ class BaseClient:
         headers = {"User-Agent": f"skyrun/{__version__}"}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
+        self._embedded_backend: EmbeddedTransport | None = None
         if transport is None and self.embedded:
             # Loaded only in embedded mode: it imports the server and SQLAlchemy.
             from skyrun.client.embedded import EmbeddedTransport
 
-            transport = EmbeddedTransport(settings)
+            transport = self._embedded_backend = EmbeddedTransport(settings)
         base_url = (settings.api_url or "http://embedded/api").rstrip("/") + "/"
         self._http = httpx.Client(
             base_url=base_url,
@@ -90,6 +94,18 @@ class BaseClient:
     def post_model(self, model: type[M], path: str, body: Any = None, **kwargs: Any) -> M:
         payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
         return model.model_validate_json(self.request("POST", path, json=payload, **kwargs).content)
+
+    def run_embedded_services(self) -> bool:
+        """In embedded mode, run the server's background services in this process.
+
+        Long-lived processes call it (workers, `flow.serve()`): with no server,
+        schedules would create no runs and dead workers would go unnoticed.
+        Returns whether services were started (False against a real server).
+        """
+        if self._embedded_backend is None:
+            return False
+        self._embedded_backend.start_services()
+        return True
 
     def close(self) -> None:
         self._http.close()

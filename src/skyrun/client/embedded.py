@@ -35,6 +35,8 @@ class EmbeddedTransport(httpx.BaseTransport):
             transport=httpx.ASGITransport(app=app), base_url="http://embedded"
         )
         self._closed = False
+        self._settings = settings
+        self._services: list[asyncio.Task[None]] = []
         # aiosqlite keeps non-daemon threads per connection: dispose them before
         # the interpreter joins threads at exit, or a finished script would hang.
         threading._register_atexit(self.close)  # type: ignore[attr-defined]
@@ -55,12 +57,37 @@ class EmbeddedTransport(httpx.BaseTransport):
             response.status_code, headers=response.headers, content=response.content
         )
 
+    def start_services(self) -> None:
+        """Run the server's background services (scheduler, housekeeping) on this loop.
+
+        For long-lived embedded processes (a worker, `flow.serve()`): with no
+        server, nothing else would schedule runs or notice dead workers. Every
+        service is safe to run in several processes at once.
+        """
+        if self._services or self._closed:
+            return
+        # Imported here: a process that only runs flows never loads the scheduler.
+        from skyrun.server.app import server_services
+        from skyrun.server.services.loops import start_services
+
+        async def start() -> list[asyncio.Task[None]]:
+            return start_services(server_services(self._settings), self.database)
+
+        self._services = self._run(start())
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
+            if self._services:
+                from skyrun.server.services.loops import stop_services
+
+                self._run(stop_services(self._services))
             self._run(self._client.aclose())
             self._run(self.database.dispose())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            if not self._thread.is_alive():
+                self._loop.close()

@@ -65,6 +65,9 @@ class DeploymentServer:
 
     def run_forever(self) -> None:
         """Poll until Ctrl-C (or SIGTERM), then stop the runs still going."""
+        if self.client.run_embedded_services():
+            # No server: this process schedules the deployment's runs itself.
+            print("No SKYRUN_API_URL: scheduling runs in this process.", flush=True)
         try:
             with _sigterm_as_interrupt():
                 while True:

@@ -126,6 +126,8 @@ class WorkerLoop:
         if opts.healthcheck_port is not None:
             health_server = HealthServer(self.health, opts.healthcheck_port)
             health_server.start()
+        if not opts.run_once and self.client.run_embedded_services():
+            logger.info("No SKYRUN_API_URL: this worker also runs the scheduler and housekeeping")
         self._start_daemon(self._heartbeat_loop, "skyrun-worker-heartbeat")
         self._start_daemon(self._cancel_loop, "skyrun-worker-cancel")
         logger.info(
