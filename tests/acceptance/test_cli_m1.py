@@ -1,6 +1,6 @@
-"""Acceptance: the installed `skyrun` executable's config, flow-run, artifact, variable and
-api-key commands, against flows recorded by a real script (embedded SQLite), and once
-against a real `skyrun server start` over HTTP."""
+"""Acceptance: the installed `skyrun` executable's config, flow-run, task-run, artifact,
+variable and api-key commands, against flows recorded by a real script (embedded SQLite), and
+once against a real `skyrun server start` over HTTP."""
 
 from __future__ import annotations
 
@@ -59,6 +59,39 @@ def report(n: int = 3, pause: float = 0.0) -> int:
 if __name__ == "__main__":
     for argument in sys.argv[2:]:
         report(n=int(argument), pause=float(sys.argv[1]))
+"""
+
+# A flow that catches one task's failure and whose other task succeeds on its retry.
+SHAKY_FLOW_SCRIPT = """
+from skyrun import flow, task
+
+attempts = {"flaky": 0}
+
+
+@task(retries=1)
+def flaky() -> str:
+    attempts["flaky"] += 1
+    if attempts["flaky"] == 1:
+        raise RuntimeError("the first try fails")
+    return "ok"
+
+
+@task
+def broken(x: int) -> int:
+    raise ValueError(f"cannot handle {x}")
+
+
+@flow
+def shaky() -> str:
+    try:
+        broken(7)
+    except ValueError:
+        pass
+    return flaky()
+
+
+if __name__ == "__main__":
+    shaky()
 """
 
 NOT_FOUND_ID = "00000000-0000-4000-8000-000000000000"
@@ -213,6 +246,117 @@ def test_flow_run_user_errors(home: Path, runs: list[dict[str, Any]]) -> None:
     assert_user_error(bad_state, "'DONE'", "COMPLETED")
     assert_user_error(bad_level, "'LOUD'")
     assert_user_error(finished, "cannot cancel", "already COMPLETED")
+
+
+def task_runs_cell(table: str) -> str:
+    """The value of the "task runs" row of a `flow-run inspect` table."""
+    match = re.search(r"│ task runs\s*│ (.*?)\s*│", table)
+    assert match is not None, table
+    return match.group(1)
+
+
+def test_task_run_ls_and_inspect(home: Path, runs: list[dict[str, Any]]) -> None:
+    first, second = runs
+    listed, table, newest, flow_run_table = skyrun_many(
+        home,
+        ["task-run", "ls", "--flow-run", first["id"], "-o", "json"],
+        ["task-run", "ls", "--flow-run", first["id"]],
+        ["task-run", "ls", "--limit", "2", "-o", "json"],
+        ["flow-run", "inspect", first["id"]],
+    )
+    task_runs = json.loads(listed.stdout)
+    # Newest first: add_up ran after the three doubles it adds up.
+    assert [run["name"] for run in task_runs] == ["add_up-0", "double-2", "double-1", "double-0"]
+    assert {run["flow_run_id"] for run in task_runs} == {first["id"]}
+    assert {(run["state"]["type"], run["run_count"]) for run in task_runs} == {("COMPLETED", 1)}
+    assert "Run count" in table.stdout and "4 of 4 shown" in table.stdout
+    for run in task_runs:
+        assert re.search(rf"{run['id']}\s*│ {run['name']}\s*│ COMPLETED\s*│", table.stdout)
+    # Without --flow-run: every flow run's task runs, so the newest are the second run's.
+    assert [(run["name"], run["flow_run_id"]) for run in json.loads(newest.stdout)] == [
+        ("add_up-0", second["id"]),
+        ("double-3", second["id"]),
+    ]
+    assert task_runs_cell(flow_run_table.stdout) == "4 (4 COMPLETED)"
+
+    add_up = task_runs[0]
+    inspected, inspect_table = skyrun_many(
+        home,
+        ["task-run", "inspect", add_up["id"], "-o", "json"],
+        ["task-run", "inspect", add_up["id"]],
+    )
+    assert json.loads(inspected.stdout) == add_up
+    assert [state["type"] for state in add_up["state_history"]] == [
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+    ]
+    fields, history = inspect_table.stdout.split("State history")
+    assert "Task run add_up-0" in fields and "__main__.add_up" in fields and first["id"] in fields
+    assert re.findall(r"│ (PENDING|RUNNING|COMPLETED) ", history) == [
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+    ]
+
+
+def test_task_run_failures_and_retries(tmp_path: Path) -> None:
+    script = tmp_path / "shaky_flow.py"
+    script.write_text(SHAKY_FLOW_SCRIPT)
+    run_flow_script(script, cli_env(tmp_path), 0.0)
+    [run] = skyrun_json(tmp_path, "flow-run", "ls")
+    inspected, inspect_table, listed = skyrun_many(
+        tmp_path,
+        ["flow-run", "inspect", run["id"], "-o", "json"],
+        ["flow-run", "inspect", run["id"]],
+        ["task-run", "ls", "--flow-run", run["id"], "-o", "json"],
+    )
+    detail = json.loads(inspected.stdout)
+    assert detail["id"] == run["id"] and detail["state"]["type"] == "COMPLETED"
+    assert [state["type"] for state in detail["state_history"]] == ["RUNNING", "COMPLETED"]
+    assert detail["task_runs"] == {"count": 2, "by_state": {"COMPLETED": 1, "FAILED": 1}}
+    assert task_runs_cell(inspect_table.stdout) == "2 (1 COMPLETED, 1 FAILED)"
+
+    task_runs = {task_run["name"]: task_run for task_run in json.loads(listed.stdout)}
+    assert task_runs.keys() == {"broken-0", "flaky-0"}
+    broken, flaky = task_runs["broken-0"], task_runs["flaky-0"]
+    assert broken["state"]["type"] == "FAILED" and broken["run_count"] == 1
+    assert broken["state"]["message"] == "ValueError: cannot handle 7"
+    assert flaky["state"]["type"] == "COMPLETED" and flaky["run_count"] == 2
+
+    broken_table, flaky_inspected = skyrun_many(
+        tmp_path,
+        ["task-run", "inspect", broken["id"]],
+        ["task-run", "inspect", flaky["id"], "-o", "json"],
+    )
+    fields, history = broken_table.stdout.split("State history")
+    assert re.search(r"│ message\s*│ ValueError: cannot handle 7\s*│", fields)
+    assert re.findall(r"│ (PENDING|RUNNING|FAILED) ", history) == ["PENDING", "RUNNING", "FAILED"]
+    assert [
+        (state["type"], state["name"])
+        for state in json.loads(flaky_inspected.stdout)["state_history"]
+    ] == [
+        ("PENDING", "Pending"),
+        ("RUNNING", "Running"),
+        ("SCHEDULED", "AwaitingRetry"),
+        ("RUNNING", "Retrying"),
+        ("COMPLETED", "Completed"),
+    ]
+
+
+def test_task_run_user_errors(home: Path) -> None:
+    bad_id, unknown, unknown_flow_run = skyrun_many(
+        home,
+        ["task-run", "inspect", "not-a-uuid"],
+        ["task-run", "inspect", NOT_FOUND_ID],
+        ["task-run", "ls", "--flow-run", NOT_FOUND_ID],
+        expect=1,
+    )
+    assert_user_error(bad_id, "task run id", "not-a-uuid")
+    assert_user_error(unknown, "task run", NOT_FOUND_ID, "not found")
+    assert_user_error(unknown_flow_run, "flow run", NOT_FOUND_ID, "not found")
+    for result in (bad_id, unknown, unknown_flow_run):
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_cancel_scheduled_run(home: Path, embedded_client: SkyrunClient) -> None:

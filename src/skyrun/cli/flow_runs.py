@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ import typer
 
 from skyrun.cli.errors import CLIError
 from skyrun.cli.output import (
+    MAX_LIMIT,
     LimitOption,
     OutputFormat,
     OutputOption,
@@ -57,6 +59,28 @@ def parse_state_type(name: str) -> StateType:
 
 def format_duration(seconds: float) -> str:
     return str(timedelta(seconds=round(seconds)))
+
+
+def count_task_runs(api: SkyrunClient, flow_run_id: uuid.UUID) -> dict[str, int]:
+    """How many of a flow run's task runs are in each state type, in StateType order."""
+    counts: Counter[str] = Counter()
+    offset = 0
+    while True:
+        page = api.list_task_runs(flow_run_id, limit=MAX_LIMIT, offset=offset)
+        counts.update(run.state.type.value if run.state else "UNKNOWN" for run in page.items)
+        offset += len(page.items)
+        if not page.items or offset >= page.count:
+            break
+    order = [t.value for t in StateType] + ["UNKNOWN"]
+    return {state: counts[state] for state in order if counts[state]}
+
+
+def describe_task_run_counts(counts: dict[str, int]) -> str:
+    """e.g. "10 (9 COMPLETED, 1 FAILED)", or "0"."""
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    return f"{total} ({', '.join(f'{n} {state}' for state, n in counts.items())})"
 
 
 @app.command("ls")
@@ -105,13 +129,20 @@ def inspect(
     flow_run_id: Annotated[str, typer.Argument(metavar="ID", help="The flow run's id.")],
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Show a flow run and its state history."""
+    """Show a flow run, its state history and how many of its task runs are in each state."""
     run_id = parse_uuid(flow_run_id, "flow run id")
     api = client()
     run = api.read_flow_run(run_id)
     states = api.read_flow_run_states(run_id)
+    task_run_counts = count_task_runs(api, run_id)
     if output == OutputFormat.json:
-        print_json({**to_jsonable(run), "state_history": to_jsonable(states)})
+        print_json(
+            {
+                **to_jsonable(run),
+                "state_history": to_jsonable(states),
+                "task_runs": {"count": sum(task_run_counts.values()), "by_state": task_run_counts},
+            }
+        )
         return
     print_table(
         f"Flow run {run.name}",
@@ -130,6 +161,7 @@ def inspect(
             ("ended", run.end_time),
             ("run count", run.run_count),
             ("run time", format_duration(run.total_run_time)),
+            ("task runs", describe_task_run_counts(task_run_counts)),
             ("created", run.created),
         ],
     )

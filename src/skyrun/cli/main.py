@@ -18,6 +18,7 @@ from skyrun.cli import (
     execute,
     flow_runs,
     server,
+    task_runs,
     variables,
     work_pools,
     work_queues,
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.add_typer(server.app, name="server")
 app.add_typer(config.app, name="config")
 app.add_typer(flow_runs.app, name="flow-run")
+app.add_typer(task_runs.app, name="task-run")
 app.add_typer(artifacts.app, name="artifact")
 app.add_typer(variables.app, name="variable")
 app.add_typer(api_keys.app, name="api-key")

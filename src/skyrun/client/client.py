@@ -78,6 +78,9 @@ class SkyrunClient(WorkClientMixin, BaseClient):
         params = {"flow_run_id": flow_run_id, "limit": limit, "offset": offset}
         return self.get_model(Page[TaskRun], "task_runs", params=params)
 
+    def read_task_run(self, task_run_id: uuid.UUID | str) -> TaskRun:
+        return self.get_model(TaskRun, f"task_runs/{task_run_id}")
+
     def read_logs(
         self,
         flow_run_id: uuid.UUID | str | None = None,
