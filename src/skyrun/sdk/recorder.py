@@ -18,6 +18,9 @@ from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 if TYPE_CHECKING:
     from skyrun.client.client import SkyrunClient
 
+# Task runs per request: bounds the memory a large flush takes on both sides.
+BATCH_SIZE = 200
+
 
 class TaskRecord:
     """One task run's fields, and the states not yet sent."""
@@ -147,18 +150,29 @@ class Recorder:
         return task_runs, logs
 
     def flush(self) -> None:
-        """Send everything buffered now; keeps it for a later try if the server is away."""
+        """Send everything buffered now; keeps it for a later try if the server is away.
+
+        Task runs go `BATCH_SIZE` per request (a 10,000-task flow is not one huge
+        body held in memory on both sides); log lines go with the last request,
+        after the task runs they may name.
+        """
         with self._flush_lock:
             task_runs, logs = self._take()
             if not task_runs and not logs:
                 return
-            try:
-                self.client.request("POST", "batch", json={"task_runs": task_runs, "logs": logs})
-            except ServerUnreachable as exc:
-                self._put_back(task_runs, logs)
-                print(f"skyrun: could not send run records yet ({exc})", file=sys.stderr)
-            except SkyrunAPIError as exc:
-                print(f"skyrun: the API refused run records: {exc.detail}", file=sys.stderr)
+            starts = range(0, max(len(task_runs), 1), BATCH_SIZE)
+            for start in starts:
+                chunk = task_runs[start : start + BATCH_SIZE]
+                last = start == starts[-1]
+                body = {"task_runs": chunk, "logs": logs if last else []}
+                try:
+                    self.client.request("POST", "batch", json=body)
+                except ServerUnreachable as exc:
+                    self._put_back(task_runs[start:], logs)
+                    print(f"skyrun: could not send run records yet ({exc})", file=sys.stderr)
+                    return
+                except SkyrunAPIError as exc:
+                    print(f"skyrun: the API refused run records: {exc.detail}", file=sys.stderr)
 
     def _put_back(self, task_runs: list[dict[str, Any]], logs: list[dict[str, Any]]) -> None:
         # The payloads already own their states (taken off the records), so they

@@ -29,10 +29,16 @@ def _history_entry(state: State) -> dict[str, Any]:
     }
 
 
+def _state_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    # Not the id: the SDK leaves state ids to the server, so a re-sent state
+    # arrives with a new one. The same type, name and moment is the same state.
+    return entry["type"], entry["name"], entry["timestamp"]
+
+
 def _append_new(history: list[dict[str, Any]], entries: list[dict[str, Any]]) -> bool:
-    """Append the entries whose state id is not in `history` yet; True if any was."""
-    known = {entry["id"] for entry in history}
-    new = [entry for entry in entries if entry["id"] not in known]
+    """Append the entries not in `history` yet; True if any was."""
+    known = {_state_key(entry) for entry in history}
+    new = [entry for entry in entries if _state_key(entry) not in known]
     history.extend(new)
     return bool(new)
 

@@ -1,0 +1,151 @@
+"""The SDK's recorder: task runs sent in bounded batches, nothing lost while the server is away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skyrun.client.client import SkyrunClient
+from skyrun.schemas.core import FlowRunCreate
+from skyrun.schemas.states import StateCreate, StateType
+from skyrun.sdk import recorder as recorder_module
+from skyrun.sdk.recorder import Recorder, TaskRecord
+from skyrun.settings import Settings
+
+SKYRUN = Path(sys.executable).parent / "skyrun"
+
+
+def _running_flow_run(client: SkyrunClient) -> uuid.UUID:
+    flow = client.create_flow("recorded")
+    run = client.create_flow_run(
+        FlowRunCreate(flow_id=flow.id, state=StateCreate(type=StateType.RUNNING))
+    )
+    return run.id
+
+
+def _record_tasks(recorder: Recorder, flow_run_id: uuid.UUID, n: int) -> list[TaskRecord]:
+    records = []
+    for i in range(n):
+        record = TaskRecord(uuid.uuid4(), flow_run_id, f"step-{i}", "step", [])
+        for state_type, name in (("PENDING", "Pending"), ("RUNNING", "Running")):
+            recorder.add_state(record, state_type, name)
+        recorder.add_log(
+            flow_run_id=flow_run_id,
+            task_run_id=uuid.UUID(record.id),
+            name="test",
+            level=20,
+            message=f"line {i}",
+            timestamp=time.time(),
+        )
+        recorder.add_state(record, "COMPLETED", "Completed")
+        records.append(record)
+    return records
+
+
+def _assert_all_stored(client: SkyrunClient, flow_run_id: uuid.UUID, n: int) -> None:
+    task_runs = client.list_task_runs(flow_run_id, limit=1000).items
+    assert len(task_runs) == n
+    for task_run in task_runs:
+        assert [s.type.value for s in task_run.state_history] == ["PENDING", "RUNNING", "COMPLETED"]
+    logs = client.request("GET", "logs", params={"flow_run_id": str(flow_run_id)}).json()
+    assert sorted(line["message"] for line in logs) == sorted(f"line {i}" for i in range(n))
+
+
+def test_a_large_flush_goes_in_several_batches(
+    sdk_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "BATCH_SIZE", 3)
+    client = SkyrunClient(Settings(home=sdk_home))
+    sent: list[int] = []
+    original = client.request
+
+    def counting(method: str, path: str, **kwargs: object) -> httpx.Response:
+        if path == "batch":
+            sent.append(len(kwargs["json"]["task_runs"]))  # type: ignore[index]
+        return original(method, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "request", counting)
+    recorder = Recorder(client, flush_interval=3600)
+    try:
+        flow_run_id = _running_flow_run(client)
+        _record_tasks(recorder, flow_run_id, 10)
+        recorder.flush()
+        assert sent == [3, 3, 3, 1]
+        _assert_all_stored(client, flow_run_id, 10)
+    finally:
+        recorder.close()
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server_home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "server-home"
+    home.mkdir()
+    yield home
+
+
+def _start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRUN_")}
+    env["SKYRUN_HOME"] = str(home)
+    process = subprocess.Popen(
+        [str(SKYRUN), "server", "start", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server never answered"
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_records_wait_for_a_server_that_is_away(server_home: Path) -> None:
+    port = _free_port()
+    settings = Settings(home=server_home, api_url=f"http://127.0.0.1:{port}/api", client_retries=0)
+    client = SkyrunClient(settings)
+    recorder = Recorder(client, flush_interval=3600)
+    server = _start_server(server_home, port)
+    try:
+        flow_run_id = _running_flow_run(client)
+        _stop(server)
+        _record_tasks(recorder, flow_run_id, 5)
+        recorder.flush()  # the server is down: the records are kept
+        server = _start_server(server_home, port)
+        recorder.flush()
+        _assert_all_stored(client, flow_run_id, 5)
+    finally:
+        recorder.close()
+        client.close()
+        _stop(server)
