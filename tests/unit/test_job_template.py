@@ -13,6 +13,7 @@ from skyrun.workers.job_template import (
     merge_job_variables,
     set_variable_default,
     template_placeholders,
+    unused_variable_warnings,
     validate_base_job_template,
 )
 
@@ -97,6 +98,8 @@ def test_unused_variables_are_warnings() -> None:
         "variable 'memory' is declared but not used in job_configuration",
         "variable 'region' is declared but not used in job_configuration",
     ]
+    # The API reports the same warnings for a template it has already validated.
+    assert unused_variable_warnings(template) == validate_base_job_template(template)
 
 
 def test_template_must_be_an_object() -> None:
@@ -163,7 +166,9 @@ def test_undeclared_placeholders_in_lists_are_all_reported() -> None:
     with pytest.raises(JobTemplateError) as info:
         validate_base_job_template(template)
     message = str(info.value)
-    assert message.startswith("invalid base job template (2 problems):")
+    # Callers name what was invalid ("invalid base job template: ..."), so no header here.
+    assert message.startswith("2 problems:\n  - ")
+    assert "invalid base job template" not in message
     assert "job_configuration.command[1]: placeholder '{{ a }}'" in message
     assert "job_configuration.command[2]: placeholder '{{ b }}'" in message
     assert len(info.value.problems) == 2

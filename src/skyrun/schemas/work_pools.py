@@ -71,6 +71,17 @@ class WorkPool(BaseModel):
     updated: datetime
 
 
+class WorkPoolSaved(WorkPool):
+    """A work pool as a create or update left it, with what the request should know.
+
+    `warnings` are about the request just made, such as a base job template that
+    declares variables its job_configuration never uses; they are not stored, and
+    reading the pool again does not repeat them.
+    """
+
+    warnings: list[str] = Field(default_factory=list)
+
+
 class WorkQueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)

@@ -52,6 +52,7 @@ __all__ = [
     "render_job_configuration",
     "set_variable_default",
     "template_placeholders",
+    "unused_variable_warnings",
     "validate_base_job_template",
 ]
 
@@ -148,11 +149,7 @@ def validate_base_job_template(template: dict[str, Any]) -> list[str]:
                 "variables.properties; declare it or remove it from required"
             )
 
-    used: set[str] = set()
-    for path, name in template_placeholders(template["job_configuration"]):
-        if is_env_placeholder(name) or is_skyrun_placeholder(name):
-            continue
-        used.add(name)
+    for path, name in _variable_placeholders(template["job_configuration"]):
         if name not in properties:
             problems.append(
                 f"{path}: placeholder '{{{{ {name} }}}}' refers to variable '{name}', which "
@@ -169,11 +166,40 @@ def validate_base_job_template(template: dict[str, Any]) -> list[str]:
                 "fix the default or the variable's schema"
             )
 
+    if len(problems) > 1:
+        # No "invalid base job template" header: the API and the worker, which show
+        # this message, already say what was invalid ("invalid base job template:
+        # 2 problems: ..."), and each problem names its variable or path.
+        bullets = "\n".join(f"  - {problem}" for problem in problems)
+        raise JobTemplateError(f"{len(problems)} problems:\n{bullets}", problems)
     if problems:
-        raise JobTemplateError.from_problems("invalid base job template", problems)
+        raise JobTemplateError(problems[0], problems)
+    return unused_variable_warnings(template)
+
+
+def _variable_placeholders(job_configuration: Any) -> list[tuple[str, str]]:
+    """(path, name) of each placeholder that names a job variable (not $ENV or skyrun.*)."""
+    return [
+        (path, name)
+        for path, name in template_placeholders(job_configuration)
+        if not (is_env_placeholder(name) or is_skyrun_placeholder(name))
+    ]
+
+
+def unused_variable_warnings(template: dict[str, Any]) -> list[str]:
+    """Warnings for the variables a base job template declares but never uses.
+
+    Args:
+        template: A base job template that :func:`validate_base_job_template` accepts.
+
+    Returns:
+        One warning per variable in ``variables.properties`` that no placeholder in
+        ``job_configuration`` names, in declaration order.
+    """
+    used = {name for _, name in _variable_placeholders(template["job_configuration"])}
     return [
         f"variable '{name}' is declared but not used in job_configuration"
-        for name in properties
+        for name in properties_of(template["variables"])
         if name not in used
     ]
 

@@ -20,6 +20,7 @@ from skyrun.schemas.work_pools import (
     WorkerHeartbeat,
     WorkPool,
     WorkPoolCreate,
+    WorkPoolSaved,
     WorkPoolUpdate,
     WorkQueue,
     WorkQueueCreate,
@@ -34,11 +35,24 @@ router = APIRouter(prefix="/work_pools", tags=["work pools"])
 _DB_RECHECK_SECONDS = 0.5
 
 
-@router.post("", response_model=WorkPool, status_code=201)
-async def create_work_pool(request: Request, body: WorkPoolCreate) -> WorkPool:
+def _saved(pool: WorkPool, template_stored: bool) -> WorkPoolSaved:
+    """The pool with warnings about the base job template this request stored, if any."""
+    warnings: list[str] = []
+    if template_stored:
+        # Imported here, not at the top: it brings jsonschema, which the embedded
+        # mode, running flows with no work pool, should not load.
+        from skyrun.workers.job_template import unused_variable_warnings
+
+        warnings = unused_variable_warnings(pool.base_job_template)
+    return WorkPoolSaved(**pool.model_dump(), warnings=warnings)
+
+
+@router.post("", response_model=WorkPoolSaved, status_code=201)
+async def create_work_pool(request: Request, body: WorkPoolCreate) -> WorkPoolSaved:
+    """Create a work pool; `warnings` lists variables its template declares but never uses."""
     async with transaction(request) as session:
         pool = await work_pools.create_work_pool(session, body)
-        return await work_pools.pool_schema(session, pool)
+        return _saved(await work_pools.pool_schema(session, pool), template_stored=True)
 
 
 @router.get("", response_model=list[WorkPool])
@@ -54,13 +68,14 @@ async def read_work_pool(request: Request, name: str) -> WorkPool:
         return await work_pools.pool_schema(session, pool)
 
 
-@router.patch("/{name}", response_model=WorkPool)
-async def update_work_pool(request: Request, name: str, body: WorkPoolUpdate) -> WorkPool:
+@router.patch("/{name}", response_model=WorkPoolSaved)
+async def update_work_pool(request: Request, name: str, body: WorkPoolUpdate) -> WorkPoolSaved:
+    """Change a work pool; `warnings` is about the base job template, when one is sent."""
     async with transaction(request) as session:
         pool = await work_pools.update_work_pool(session, name, body)
         result = await work_pools.pool_schema(session, pool)
     _notifier(request).changed()
-    return result
+    return _saved(result, template_stored=body.base_job_template is not None)
 
 
 @router.delete("/{name}", status_code=204)
