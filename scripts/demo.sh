@@ -18,14 +18,35 @@ cleanup() {
 }
 trap cleanup EXIT
 
+server_log="$SKYRUN_HOME/server.log"
+server_wait_seconds=60
+healthy() {
+  python -c "import httpx,sys; sys.exit(httpx.get('$SKYRUN_API_URL/health', timeout=2).status_code != 200)" 2>/dev/null
+}
+server_failed() {
+  echo "demo: $1; the end of $server_log:" >&2
+  tail -n 40 "$server_log" >&2
+  exit 1
+}
+
+# Otherwise the demo would talk to whatever answers there, not to the server it starts.
+if healthy; then
+  echo "demo: a server already answers at $SKYRUN_API_URL; stop it or set SKYRUN_DEMO_PORT" >&2
+  exit 1
+fi
 echo "== starting the server on port $port (SQLite at $SKYRUN_HOME/skyrun.db)"
-skyrun server start --port "$port" >"$SKYRUN_HOME/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  if python -c "import httpx,sys; sys.exit(httpx.get('$SKYRUN_API_URL/health').status_code != 200)" 2>/dev/null; then
-    break
+skyrun server start --port "$port" >"$server_log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+deadline=$((SECONDS + server_wait_seconds))
+until healthy; do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    server_failed "the server exited before it answered $SKYRUN_API_URL/health"
   fi
-  sleep 0.1
+  if ((SECONDS >= deadline)); then
+    server_failed "the server did not answer $SKYRUN_API_URL/health within ${server_wait_seconds}s"
+  fi
+  sleep 0.5
 done
 
 echo "== a process work pool and a worker"
