@@ -2,58 +2,86 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from skyrun.cli import (
-    api_keys,
-    artifacts,
-    config,
-    deployments,
-    execute,
-    flow_runs,
-    server,
-    task_runs,
-    variables,
-    work_pools,
-    work_queues,
-    worker,
-)
 from skyrun.cli.errors import CLIError
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 
-app = typer.Typer(
-    name="skyrun",
-    help="skyrun: run Python flows on work pools, workers and Cloud Run.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(server.app, name="server")
-app.add_typer(config.app, name="config")
-app.add_typer(flow_runs.app, name="flow-run")
-app.add_typer(task_runs.app, name="task-run")
-app.add_typer(artifacts.app, name="artifact")
-app.add_typer(variables.app, name="variable")
-app.add_typer(api_keys.app, name="api-key")
-app.add_typer(worker.app, name="worker")
-app.add_typer(work_pools.app, name="work-pool")
-app.add_typer(work_queues.app, name="work-queue")
-app.add_typer(deployments.app, name="deployment")
-execute.register(flow_runs.app)
+# Command groups by name. Only the group a command line names is imported (a
+# worker starts every flow run with `skyrun flow-run execute`, so start-up time
+# is run latency); help and unknown names load them all.
+GROUPS = {
+    "server": "skyrun.cli.server",
+    "config": "skyrun.cli.config",
+    "flow-run": "skyrun.cli.flow_runs",
+    "task-run": "skyrun.cli.task_runs",
+    "artifact": "skyrun.cli.artifacts",
+    "variable": "skyrun.cli.variables",
+    "api-key": "skyrun.cli.api_keys",
+    "worker": "skyrun.cli.worker",
+    "work-pool": "skyrun.cli.work_pools",
+    "work-queue": "skyrun.cli.work_queues",
+    "deployment": "skyrun.cli.deployments",
+}
 
 
-@app.command()
 def version() -> None:
     """Print skyrun's version."""
     from skyrun._version import __version__
 
     typer.echo(__version__)
+
+
+def build_app(only: str | None = None, *, execute_only: bool = False) -> typer.Typer:
+    """The CLI with every command group, or only `only` (and `version`).
+
+    `execute_only` gives `flow-run` nothing but `execute`: what runs inside
+    infrastructure loads neither the other flow-run commands nor their output.
+    """
+    root = typer.Typer(
+        name="skyrun",
+        help="skyrun: run Python flows on work pools, workers and Cloud Run.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for name, module_name in GROUPS.items():
+        if only is None or name == only:
+            if name == "flow-run" and execute_only:
+                group = typer.Typer(help="Run a flow run here (what infrastructure runs).")
+            else:
+                group = importlib.import_module(module_name).app
+            root.add_typer(group, name=name)
+            if name == "flow-run":
+                from skyrun.cli import execute
+
+                execute.register(group)
+    root.command()(version)
+    # A callback keeps `skyrun` a group even when it holds one command.
+    root.callback()(_no_options)
+    return root
+
+
+def _no_options() -> None:
+    pass
+
+
+_full_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `skyrun.cli.main.app`: the whole CLI, built on first use.
+    global _full_app
+    if name != "app":
+        raise AttributeError(name)
+    if _full_app is None:
+        _full_app = build_app()
+    return _full_app
 
 
 def run() -> None:
@@ -65,6 +93,11 @@ def run() -> None:
     help (exit 2, as Typer does), `typer.Exit(code)` exits with `code` and
     Ctrl-C exits 130. The errors below are the ones Typer passes on.
     """
+    named = sys.argv[1] if len(sys.argv) > 1 else None
+    execute_only = sys.argv[1:3] == ["flow-run", "execute"]
+    # `version` needs no group; help and unknown names load them all.
+    only = "" if named == "version" else named if named in GROUPS else None
+    app = _full_app or build_app(only, execute_only=execute_only)
     try:
         app()
     except (CLIError, ServerUnreachable) as exc:
@@ -79,6 +112,9 @@ def run() -> None:
 
 def exit_with_error(message: str) -> NoReturn:
     """Print `message` as one `Error:` line on stderr, exactly as written, and exit 1."""
+    from rich.console import Console
+    from rich.markup import escape
+
     # soft_wrap: a long message is left to the terminal, not broken into lines mid-word.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     # Messages quote user input and names such as "skyrun[gcp]": never rich markup.
