@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
 from pydantic import ValidationError
 
 from skyrun.cli.errors import CLIError
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
+
+if TYPE_CHECKING:
+    import typer
 
 # Command groups by name. Only the group a command line names is imported (a
 # worker starts every flow run with `skyrun flow-run execute`, so start-up time
@@ -32,6 +34,8 @@ GROUPS = {
 
 def version() -> None:
     """Print skyrun's version."""
+    import typer
+
     from skyrun._version import __version__
 
     typer.echo(__version__)
@@ -43,6 +47,8 @@ def build_app(only: str | None = None, *, execute_only: bool = False) -> typer.T
     `execute_only` gives `flow-run` nothing but `execute`: what runs inside
     infrastructure loads neither the other flow-run commands nor their output.
     """
+    import typer
+
     root = typer.Typer(
         name="skyrun",
         help="skyrun: run Python flows on work pools, workers and Cloud Run.",
@@ -93,13 +99,8 @@ def run() -> None:
     help (exit 2, as Typer does), `typer.Exit(code)` exits with `code` and
     Ctrl-C exits 130. The errors below are the ones Typer passes on.
     """
-    named = sys.argv[1] if len(sys.argv) > 1 else None
-    execute_only = sys.argv[1:3] == ["flow-run", "execute"]
-    # `version` needs no group; help and unknown names load them all.
-    only = "" if named == "version" else named if named in GROUPS else None
-    app = _full_app or build_app(only, execute_only=execute_only)
     try:
-        app()
+        _dispatch()
     except (CLIError, ServerUnreachable) as exc:
         exit_with_error(str(exc))
     except SkyrunAPIError as exc:
@@ -108,6 +109,22 @@ def run() -> None:
         exit_with_error(f"invalid input: {exc.errors()[0].get('msg')}")
     except ValueError as exc:
         exit_with_error(str(exc))
+
+
+def _dispatch() -> None:
+    args = sys.argv[1:]
+    plain_execute = args[:2] == ["flow-run", "execute"] and len(args) <= 3
+    if plain_execute and not any(arg.startswith("-") for arg in args[2:]):
+        # What every flow run starts with: straight to the engine, no Typer.
+        from skyrun.sdk.execute import main as execute_main
+
+        sys.exit(execute_main(args[2:]))
+    named = sys.argv[1] if len(sys.argv) > 1 else None
+    execute_only = sys.argv[1:3] == ["flow-run", "execute"]
+    # `version` needs no group; help and unknown names load them all.
+    only = "" if named == "version" else named if named in GROUPS else None
+    app = _full_app or build_app(only, execute_only=execute_only)
+    app()
 
 
 def exit_with_error(message: str) -> NoReturn:
