@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the project venv)::
 
-    .venv/bin/python bench/run.py [--only skyrun|prefect] [--quick]
+    .venv/bin/python bench/run.py [--only skyrun|prefect] [--quick] [--workloads tasks,deploy]
 
 Prefect is installed on first use into ``bench/.prefect-venv``. Every workload
 runs in a fresh subprocess with a fresh home folder; the table goes to stdout
@@ -16,17 +16,38 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import BENCH_DIR, PROJECT_PYTHON, Side, run_side
+from deploy_latency import measure_deploy
+from harness import BENCH_DIR, PROJECT_PYTHON, Side, WorkloadError, run_side
 from prefect_env import PREFECT_BENCH_ENV, PREFECT_VERSION, ensure_prefect_venv
 from report import build_rows, format_markdown, format_table, rows_as_json
 
 RESULTS_DIR = BENCH_DIR / "results"
+WORKLOAD_GROUPS = ("tasks", "deploy")
+
+
+def workload_groups(text: str) -> list[str]:
+    """``--workloads``: a comma-separated subset of WORKLOAD_GROUPS."""
+    groups = [group.strip() for group in text.split(",") if group.strip()]
+    unknown = [group for group in groups if group not in WORKLOAD_GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give one or more of {', '.join(WORKLOAD_GROUPS)}, comma-separated"
+        )
+    return groups
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return int(text)
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,6 +57,16 @@ def parse_args() -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="fewer repetitions: 1 process per workload, 10 flow runs, 2 imports",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=workload_groups,
+        default=list(WORKLOAD_GROUPS),
+        help="tasks (import, task and flow overhead, cold process) and/or deploy "
+        "(M2: deployment run -> flow's first line, process worker); default both",
+    )
+    parser.add_argument(
+        "--deploy-runs", type=positive_int, default=10, help="deployment runs timed per side (10)"
     )
     parser.add_argument("--n-tasks", type=int, default=1000, help="tasks per flow (1000)")
     parser.add_argument("--n-flow-runs", type=int, help="empty flow runs (100; 10 with --quick)")
@@ -127,7 +158,7 @@ def load_average() -> list[float]:
 def _loads_seen(results: dict[str, Any] | None) -> list[float]:
     """Every 1-minute load average recorded around the workload processes."""
     seen: list[float] = [0.0]
-    for workload in ("overhead", "cold"):
+    for workload in ("overhead", "cold", "deploy"):
         for run in ((results or {}).get(workload) or {}).get("runs", []):
             seen.extend(run.get("load_1min", []))
     return seen
@@ -144,13 +175,31 @@ def git_commit() -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def run_workloads(side: Side, args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, Any]:
+    """The chosen workload groups for one side; a failing one is recorded, not raised."""
+    if "tasks" in args.workloads:
+        results = run_side(side, keep_home=args.keep_homes, **sizes)
+    else:
+        results = {"python": str(side.python), "errors": {}}
+    if "deploy" in args.workloads:
+        try:
+            results["deploy"] = measure_deploy(
+                side, args.deploy_runs, RESULTS_DIR / "deploy-logs", args.keep_homes
+            )
+        except (WorkloadError, subprocess.SubprocessError, OSError) as exc:
+            # Its servers and workers are stopped by now; a timed-out command lands here too.
+            results["errors"]["deploy"] = str(exc)
+            print(f"[bench] {side.name}: deploy FAILED: {exc}", file=sys.stderr, flush=True)
+    return results
+
+
 def run_skyrun(args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, Any]:
     side = skyrun_side()
     error = skyrun_import_error(side)
     if error is not None:
         print(f"[bench] skyrun is not importable, skipping it:\n{error}", file=sys.stderr)
         return {"unavailable": error}
-    results = run_side(side, keep_home=args.keep_homes, **sizes)
+    results = run_workloads(side, args, sizes)
     results["version"] = library_version(side, "skyrun")
     return results
 
@@ -163,13 +212,16 @@ def run_prefect(args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, An
         print(f"[bench] prefect could not be installed: {exc}", file=sys.stderr)
         return {"unavailable": str(exc)}
     side = prefect_side(python)
-    results = run_side(side, keep_home=args.keep_homes, **sizes)
+    results = run_workloads(side, args, sizes)
     results["version"] = library_version(side, "prefect") or PREFECT_VERSION
     return results
 
 
 def main() -> int:
     args = parse_args()
+    # Turn `kill <pid>` into SystemExit so that the deploy workload stops its servers
+    # and workers on the way out, as it does on Ctrl-C and errors.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     sizes = {
         "n_tasks": args.n_tasks,
         "n_flow_runs": args.n_flow_runs or (10 if args.quick else 100),
@@ -187,7 +239,8 @@ def main() -> int:
     print()
     print(f"skyrun vs Prefect - {started:%Y-%m-%d %H:%M} UTC, {machine_info()['cores']} cores")
     print(
-        f"sizes: {sizes}; load average (1 min) {loads['start'][0]:.2f} at start, "
+        f"workloads: {','.join(args.workloads)}; sizes: {sizes}, deploy runs "
+        f"{args.deploy_runs}; load average (1 min) {loads['start'][0]:.2f} at start, "
         f"{loads['end'][0]:.2f} at end"
     )
     for name, side in (("skyrun", sky), ("prefect", pref)):
@@ -219,7 +272,13 @@ def main() -> int:
         "machine": machine_info(),
         "load_average": loads,
         "git_commit": git_commit(),
-        "args": {"only": args.only, "quick": args.quick, **sizes},
+        "args": {
+            "only": args.only,
+            "quick": args.quick,
+            "workloads": args.workloads,
+            "deploy_runs": args.deploy_runs,
+            **sizes,
+        },
         "rows": rows_as_json(rows),
         "skyrun": sky,
         "prefect": pref,
