@@ -20,6 +20,9 @@ PREFECT_VERSION = "3.8.8"
 PREFECT_BENCH_ENV: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
+    # Its ephemeral server must come up within 20 s by default, which a busy
+    # 2-core machine misses (both overhead processes failed so on 2026-11-30).
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
