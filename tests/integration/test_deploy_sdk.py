@@ -336,6 +336,14 @@ def stop(process: subprocess.Popen[Any]) -> int:
     return process.returncode
 
 
+def completed_auto_run(client: SkyrunClient, deployment_id: uuid.UUID) -> FlowRun | None:
+    """A COMPLETED run of the deployment that its schedule created, if there is one yet."""
+    runs = client.filter_flow_runs(
+        FlowRunFilter(deployment_id=deployment_id, state_type=[StateType.COMPLETED])
+    ).items
+    return next((run for run in runs if run.auto_scheduled), None)
+
+
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SKYRUN_")}
     env["SKYRUN_HOME"] = str(home)
@@ -423,13 +431,9 @@ def test_serve_runs_deployment_runs_and_scheduled_runs(tmp_path: Path, server: s
             ]
 
             # The server's scheduler creates runs from the schedule; serve runs them too.
-            def an_auto_run_completed() -> FlowRun | None:
-                runs = client.filter_flow_runs(
-                    FlowRunFilter(deployment_id=deployment.id, state_type=[StateType.COMPLETED])
-                ).items
-                return next((run for run in runs if run.auto_scheduled), None)
-
-            auto = wait_for(an_auto_run_completed, 90, "a scheduled run to complete")
+            auto = wait_for(
+                lambda: completed_auto_run(client, deployment.id), 90, "a scheduled run to complete"
+            )
             assert auto.parameters == {"n": 1}
             # The run reports COMPLETED just before its process exits and serve reaps it.
             ended = f"Flow run '{done.name}' ended COMPLETED."
@@ -466,14 +470,9 @@ def test_serve_without_a_server_schedules_its_own_runs(tmp_path: Path) -> None:
             wait_for(lambda: b"Press Ctrl-C" in serve_log.read_bytes(), 60, "flow.serve()")
             assert "scheduling runs in this process" in serve_log.read_text()
             deployment = client.read_deployment_by_name("load-rows", "served")
-
-            def an_auto_run_completed() -> FlowRun | None:
-                runs = client.filter_flow_runs(
-                    FlowRunFilter(deployment_id=deployment.id, state_type=[StateType.COMPLETED])
-                ).items
-                return next((run for run in runs if run.auto_scheduled), None)
-
-            auto = wait_for(an_auto_run_completed, 90, "a scheduled run to complete")
+            auto = wait_for(
+                lambda: completed_auto_run(client, deployment.id), 90, "a scheduled run to complete"
+            )
             assert auto.parameters == {"n": 1}
         finally:
             code = stop(serve)

@@ -623,6 +623,18 @@ def test_a_thousand_sequential_tasks_are_all_stored(sdk_home: Path) -> None:
     assert (total, completed, names) == (1000, 1000, 1000)
 
 
+def run_script(script: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter against the embedded database under `home`."""
+    return subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "SKYRUN_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
 def test_a_flow_run_cancelled_from_outside_stops_itself(sdk_home: Path) -> None:
     """The engine watches its own run: CANCELLING interrupts the flow body, the run ends CANCELLED."""
     script = sdk_home / "cancel_me.py"
@@ -659,14 +671,7 @@ def test_a_flow_run_cancelled_from_outside_stops_itself(sdk_home: Path) -> None:
             """
         )
     )
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env={**os.environ, "SKYRUN_HOME": str(sdk_home)},
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
+    result = run_script(script, sdk_home)
     assert "the body ran to its end" not in result.stdout, result.stderr
     assert "raised" in result.stdout, result.stderr
     reader = SkyrunClient(Settings(home=sdk_home))
@@ -698,14 +703,7 @@ def test_a_script_that_exits_right_after_its_flow_loses_no_task_runs(sdk_home: P
             """
         )
     )
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env={**os.environ, "SKYRUN_HOME": str(sdk_home)},
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
+    result = run_script(script, sdk_home)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "125250"
 

@@ -41,12 +41,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def build_app(only: str | None = None, *, execute_only: bool = False) -> typer.Typer:
-    """The CLI with every command group, or only `only` (and `version`).
-
-    `execute_only` gives `flow-run` nothing but `execute`: what runs inside
-    infrastructure loads neither the other flow-run commands nor their output.
-    """
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI with every command group, or only `only` (and `version`)."""
     import typer
 
     root = typer.Typer(
@@ -58,10 +54,7 @@ def build_app(only: str | None = None, *, execute_only: bool = False) -> typer.T
     )
     for name, module_name in GROUPS.items():
         if only is None or name == only:
-            if name == "flow-run" and execute_only:
-                group = typer.Typer(help="Run a flow run here (what infrastructure runs).")
-            else:
-                group = importlib.import_module(module_name).app
+            group = importlib.import_module(module_name).app
             root.add_typer(group, name=name)
             if name == "flow-run":
                 from skyrun.cli import execute
@@ -119,11 +112,10 @@ def _dispatch() -> None:
         from skyrun.sdk.execute import main as execute_main
 
         sys.exit(execute_main(args[2:]))
-    named = sys.argv[1] if len(sys.argv) > 1 else None
-    execute_only = sys.argv[1:3] == ["flow-run", "execute"]
+    named = args[0] if args else None
     # `version` needs no group; help and unknown names load them all.
     only = "" if named == "version" else named if named in GROUPS else None
-    app = _full_app or build_app(only, execute_only=execute_only)
+    app = _full_app or build_app(only)
     app()
 
 
