@@ -1,18 +1,23 @@
-"""Every skyrun setting: one pydantic-settings model read from SKYRUN_* variables.
+"""Every skyrun setting: one pydantic model read from SKYRUN_* variables.
 
-Precedence, highest first: environment variables, the profile file
+Precedence, highest first: values passed to `Settings(...)`, environment
+variables (names are case-insensitive), the profile file
 (`$SKYRUN_HOME/profile.json`, written by `skyrun config set`), defaults.
+
+The sources are read here rather than through pydantic-settings: it would cost
+every flow process ~1.3 MiB and 20 ms of imports (argparse, dotenv, cloud
+secret providers) for two dictionary lookups.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ENV_PREFIX = "SKYRUN_"
 
@@ -49,27 +54,25 @@ def write_profile(values: dict[str, str]) -> Path:
     return path
 
 
-class _ProfileSource(PydanticBaseSettingsSource):
-    """Settings from the profile file, below environment variables."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        profile = read_profile()
-        prefix_len = len(ENV_PREFIX)
-        return {
-            key[prefix_len:].lower(): value
-            for key, value in profile.items()
-            if key.startswith(ENV_PREFIX)
-            and key[prefix_len:].lower() in self.settings_cls.model_fields
-        }
+def _from_environment_and_profile(fields: Iterable[str]) -> dict[str, str]:
+    """{field name: raw value} from SKYRUN_* environment variables over the profile."""
+    known = set(fields)
+    values: dict[str, str] = {}
+    for source in (read_profile(), os.environ):
+        for key, value in source.items():
+            upper = key.upper()
+            if upper.startswith(ENV_PREFIX) and (name := upper[len(ENV_PREFIX) :].lower()) in known:
+                values[name] = value
+    return values
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """skyrun's configuration. Each field is read from SKYRUN_<FIELD NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_from_environment_and_profile(type(self).model_fields), **values})
 
     home: Path = Field(default_factory=home_dir, description="Where skyrun keeps its files.")
     api_url: str | None = Field(
@@ -110,17 +113,6 @@ class Settings(BaseSettings):
     worker_offline_after_missed: int = 3
     cancelling_timeout_seconds: float = 120.0
     claim_lease_seconds: float = 60.0
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ProfileSource(settings_cls))
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,8 +2,10 @@
 
 Every module here is memory the process keeps until it exits (the M1 target is
 a third of Prefect's peak memory): Alembic is needed only to migrate, the
-schedule and JSON-schema libraries only for deployments and work pools, the
-PostgreSQL dialect only on PostgreSQL, and httpx's command-line tool never.
+schedule and JSON-schema libraries and the work routes only for deployments and
+work pools, the PostgreSQL dialect only on PostgreSQL, an HTTP client only
+against a server (the embedded app is called in-process), pydantic-settings
+never (settings are read by skyrun itself).
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ NOT_LOADED = (
     "rich",
     "pygments",
     "click",
+    "httpx",
+    "httpcore",
+    "pydantic_settings",
+    "skyrun.server.api.work_pools",
+    "skyrun.server.api.deployments",
+    "skyrun.server.services.housekeeping",
+    "skyrun.server.services.scheduler",
 )
 
 SCRIPT = textwrap.dedent(

@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from skyrun.client.client import SkyrunClient
+from skyrun.client.errors import ServerUnreachable
+from skyrun.client.transport import Response
 from skyrun.schemas.core import FlowRunCreate
 from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import recorder as recorder_module
@@ -69,7 +71,7 @@ def test_a_large_flush_goes_in_several_batches(
     sent: list[int] = []
     original = client.request
 
-    def counting(method: str, path: str, **kwargs: object) -> httpx.Response:
+    def counting(method: str, path: str, **kwargs: object) -> Response:
         if path == "batch":
             sent.append(len(kwargs["json"]["task_runs"]))  # type: ignore[index]
         return original(method, path, **kwargs)  # type: ignore[arg-type]
@@ -82,6 +84,53 @@ def test_a_large_flush_goes_in_several_batches(
         recorder.flush()
         assert sent == [3, 3, 3, 1]
         _assert_all_stored(client, flow_run_id, 10)
+    finally:
+        recorder.close()
+        client.close()
+
+
+def test_a_flush_cut_short_sends_the_rest_first_next_time(
+    sdk_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second request of a flush fails: its runs and everything after them go
+    # back to the buffer and are sent, ahead of newer runs, by the next flush.
+    monkeypatch.setattr(recorder_module, "BATCH_SIZE", 3)
+    client = SkyrunClient(Settings(home=sdk_home))
+    sent: list[list[str]] = []
+    failures = [2]  # fail the second batch request, once
+    original = client.request
+
+    def flaky(method: str, path: str, **kwargs: object) -> Response:
+        if path == "batch":
+            names = [run["name"] for run in kwargs["json"]["task_runs"]]  # type: ignore[index]
+            if len(sent) + 1 in failures:
+                failures.clear()
+                sent.append([])
+                raise ServerUnreachable("the server is away")
+            sent.append(names)
+        return original(method, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "request", flaky)
+    recorder = Recorder(client, flush_interval=3600)
+    try:
+        flow_run_id = _running_flow_run(client)
+        _record_tasks(recorder, flow_run_id, 10)
+        recorder.flush()
+        assert sent == [["step-0", "step-1", "step-2"], []]
+        for record in _record_tasks(recorder, flow_run_id, 2):
+            record.name = "late-" + record.name
+        recorder.flush()
+        assert sent[2:] == [
+            ["step-3", "step-4", "step-5"],
+            ["step-6", "step-7", "step-8"],
+            ["step-9", "late-step-0", "late-step-1"],
+        ]
+        task_runs = client.list_task_runs(flow_run_id, limit=1000).items
+        assert len(task_runs) == 12
+        assert {tuple(s.type.value for s in t.state_history) for t in task_runs} == {
+            ("PENDING", "RUNNING", "COMPLETED")
+        }
+        assert len(client.read_logs(flow_run_id)) == 12  # the first flush's logs were kept too
     finally:
         recorder.close()
         client.close()

@@ -1,15 +1,15 @@
-"""Request machinery: base URL, bearer auth, retries, error mapping."""
+"""Request machinery: the transport, bearer auth, retries, error mapping."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
 from skyrun._version import __version__
 from skyrun.client.errors import ServerUnreachable, describe_detail, error_for
+from skyrun.client.transport import Response, Transport, TransportError, encode_json, encode_query
 from skyrun.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,28 +22,25 @@ _RETRY_STATUS = frozenset({429, 502, 503, 504})
 class BaseClient:
     """Sends JSON requests to a skyrun API and turns answers into models or errors."""
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
         self.settings = settings
         self.embedded = settings.api_url is None
-        headers = {"User-Agent": f"skyrun/{__version__}"}
+        self._headers = {"User-Agent": f"skyrun/{__version__}"}
         if settings.api_key:
-            headers["Authorization"] = f"Bearer {settings.api_key}"
+            self._headers["Authorization"] = f"Bearer {settings.api_key}"
         self._embedded_backend: EmbeddedTransport | None = None
-        if transport is None and self.embedded:
-            # Loaded only in embedded mode: it imports the server and SQLAlchemy.
-            from skyrun.client.embedded import EmbeddedTransport
+        if transport is None:
+            if settings.api_url is None:
+                # Loaded only in embedded mode: it imports the server and SQLAlchemy.
+                from skyrun.client.embedded import EmbeddedTransport
 
-            transport = self._embedded_backend = EmbeddedTransport(settings)
-        base_url = (settings.api_url or "http://embedded/api").rstrip("/") + "/"
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers=headers,
-            transport=transport,
-            timeout=settings.client_timeout,
-            # Plain HTTP uses no certificates: not loading the CA bundle saves
-            # ~50 ms of every CLI command and flow-run start.
-            verify=not base_url.startswith("http://"),
-        )
+                transport = self._embedded_backend = EmbeddedTransport(settings)
+            else:
+                # Loaded only against a server: embedded mode needs no HTTP library.
+                from skyrun.client.http import HttpTransport
+
+                transport = HttpTransport(settings.api_url, timeout=settings.client_timeout)
+        self._transport = transport
         self._retries = max(0, settings.client_retries)
 
     @property
@@ -58,21 +55,22 @@ class BaseClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send a request, retrying connection failures and 429/502/503/504."""
         path = path.lstrip("/")
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = self._headers
+        body = None
+        if json is not None:
+            body = encode_json(json)
+            headers = {**headers, "Content-Type": "application/json"}
+        query = encode_query(params)
         attempt = 0
         while True:
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    json=json,
-                    params=clean_params or None,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                response = self._transport.send(
+                    method, path, query=query, body=body, headers=headers, timeout=timeout
                 )
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            except TransportError as exc:
                 if attempt >= self._retries:
                     raise ServerUnreachable(
                         f"cannot reach the skyrun API at {self.settings.api_url} ({exc}); "
@@ -111,4 +109,4 @@ class BaseClient:
         return True
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()

@@ -1,26 +1,38 @@
-"""The embedded backend: the server's own app, served in-process over a sync transport.
+"""The embedded backend: the server's own ASGI app, called in-process.
 
 With no SKYRUN_API_URL, the SDK and CLI talk to `create_app` running on a
 private event loop in a daemon thread, against SQLite under SKYRUN_HOME. Every
 request goes through the same routes, validation and orchestration rules as a
-real server; only the socket is missing. (Loaded lazily: it imports the server.)
+real server; only the socket is missing, and so is any HTTP library: a request
+is handed to the app as an ASGI call. (Loaded lazily: it imports the server.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import quote
 
-import httpx
-
+from skyrun.client.transport import Response, TransportError
 from skyrun.server.app import create_app
 from skyrun.server.db.engine import Database
 from skyrun.settings import Settings
 
+_ASGI_SCOPE_BASE: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.4"},
+    "http_version": "1.1",
+    "scheme": "http",
+    "root_path": "",
+    "server": ("embedded", 80),
+    "client": ("127.0.0.1", 0),
+}
 
-class EmbeddedTransport(httpx.BaseTransport):
-    """An httpx transport that dispatches requests to the in-process ASGI app."""
+
+class EmbeddedTransport:
+    """Sends each request to the in-process app on the backend's event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self._loop = asyncio.new_event_loop()
@@ -29,11 +41,10 @@ class EmbeddedTransport(httpx.BaseTransport):
         )
         self._thread.start()
         self.database = Database(settings.resolved_database_url)
-        app = create_app(settings, database=self.database, run_services=False)
-        self._run(self.database.migrate())
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://embedded"
+        self._app = create_app(
+            settings, database=self.database, run_services=False, work_routes_on_demand=True
         )
+        self._run(self.database.migrate())
         self._closed = False
         self._settings = settings
         self._services: list[asyncio.Task[None]] = []
@@ -44,18 +55,60 @@ class EmbeddedTransport(httpx.BaseTransport):
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> Response:
+        # No timeout: the app runs in this process, and a long-poll claim waits
+        # on purpose. (The HTTP transport's timeout guards against a lost server.)
         if self._closed:
-            raise httpx.ConnectError("the embedded skyrun backend is closed")
-        body = request.read()
-        response = self._run(
-            self._client.request(
-                request.method, str(request.url), headers=request.headers, content=body
-            )
-        )
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=response.content
-        )
+            raise TransportError("the embedded skyrun backend is closed")
+        return self._run(self._call(method, "/api/" + path, query, body or b"", headers))
+
+    async def _call(
+        self, method: str, path: str, query: str, body: bytes, headers: dict[str, str]
+    ) -> Response:
+        scope = {
+            **_ASGI_SCOPE_BASE,
+            "method": method,
+            "path": path,
+            "raw_path": quote(path).encode(),
+            "query_string": query.encode(),
+            "headers": [(b"host", b"embedded")]
+            + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        }
+        status = 500
+        chunks: list[bytes] = []
+        done = asyncio.Event()
+        request_sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal request_sent
+            if not request_sent:
+                request_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()  # the client "disconnects" only once it has its answer
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    done.set()
+
+        # An exception the app does not turn into a response propagates to the
+        # caller, with its traceback: in-process, that is the most useful answer.
+        await self._app(scope, receive, send)
+        return Response(status, b"".join(chunks))
 
     def start_services(self) -> None:
         """Run the server's background services (scheduler, housekeeping) on this loop.
@@ -84,7 +137,6 @@ class EmbeddedTransport(httpx.BaseTransport):
                 from skyrun.server.services.loops import stop_services
 
                 self._run(stop_services(self._services))
-            self._run(self._client.aclose())
             self._run(self.database.dispose())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)

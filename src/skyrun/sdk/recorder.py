@@ -59,24 +59,45 @@ class TaskRecord:
         self.total_run_time = 0.0
         self.new_states: list[tuple[str, str, float, str | None]] = []
 
-    def payload(self) -> dict[str, Any]:
-        # Times go as Unix seconds (the API accepts them for datetimes) and state
-        # ids are left to the server: both keep the per-task cost down.
-        return {
-            "id": self.id,
-            "flow_run_id": self.flow_run_id,
-            "name": self.name,
-            "task_key": self.task_key,
-            "tags": self.tags,
-            "run_count": self.run_count,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "total_run_time": self.total_run_time,
-            "states": [
-                {"type": state_type, "name": name, "timestamp": ts, "message": message}
-                for state_type, name, ts, message in self.new_states
-            ],
-        }
+    def take(self) -> Taken:
+        """What to send for this run now: its fields and the states not yet taken."""
+        states, self.new_states = self.new_states, []
+        return (
+            self,
+            self.run_count,
+            self.start_time,
+            self.end_time,
+            self.total_run_time,
+            states,
+        )
+
+
+# A task run as taken from the buffer: the record and its fields at that moment,
+# with its new states. Small; the JSON-ready payload is built per request.
+Taken = tuple[
+    TaskRecord, int, float | None, float | None, float, list[tuple[str, str, float, str | None]]
+]
+
+
+def payload(taken: Taken) -> dict[str, Any]:
+    # Times go as Unix seconds (the API accepts them for datetimes) and state
+    # ids are left to the server: both keep the per-task cost down.
+    record, run_count, start_time, end_time, total_run_time, states = taken
+    return {
+        "id": record.id,
+        "flow_run_id": record.flow_run_id,
+        "name": record.name,
+        "task_key": record.task_key,
+        "tags": record.tags,
+        "run_count": run_count,
+        "start_time": start_time,
+        "end_time": end_time,
+        "total_run_time": total_run_time,
+        "states": [
+            {"type": state_type, "name": name, "timestamp": ts, "message": message}
+            for state_type, name, ts, message in states
+        ],
+    }
 
 
 class Recorder:
@@ -138,37 +159,40 @@ class Recorder:
         with self._lock:
             self._logs.append(entry)
 
-    def _take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _take(self) -> tuple[list[dict[str, Any]], list[Taken], list[dict[str, Any]]]:
         with self._lock:
-            records = list(self._dirty.values())
+            taken = [record.take() for record in self._dirty.values()]
             self._dirty = {}
-            task_runs = self._unsent + [r.payload() for r in records]
-            self._unsent = []
-            for r in records:
-                r.new_states = []
+            unsent, self._unsent = self._unsent, []
             logs, self._logs = self._logs, []
-        return task_runs, logs
+        return unsent, taken, logs
 
     def flush(self) -> None:
         """Send everything buffered now; keeps it for a later try if the server is away.
 
-        Task runs go `BATCH_SIZE` per request (a 10,000-task flow is not one huge
-        body held in memory on both sides); log lines go with the last request,
-        after the task runs they may name.
+        Task runs go `BATCH_SIZE` per request, their JSON payloads built one
+        request at a time (a 10,000-task flow is never one huge body held in
+        memory on either side); log lines go with the last request, after the
+        task runs they may name.
         """
         with self._flush_lock:
-            task_runs, logs = self._take()
-            if not task_runs and not logs:
+            unsent, taken, logs = self._take()
+            total = len(unsent) + len(taken)
+            if not total and not logs:
                 return
-            starts = range(0, max(len(task_runs), 1), BATCH_SIZE)
+            starts = range(0, max(total, 1), BATCH_SIZE)
             for start in starts:
-                chunk = task_runs[start : start + BATCH_SIZE]
+                chunk = unsent[start : start + BATCH_SIZE]
+                if len(chunk) < BATCH_SIZE:
+                    first = max(start - len(unsent), 0)
+                    chunk += [payload(t) for t in taken[first : first + BATCH_SIZE - len(chunk)]]
                 last = start == starts[-1]
                 body = {"task_runs": chunk, "logs": logs if last else []}
                 try:
                     self.client.request("POST", "batch", json=body)
                 except ServerUnreachable as exc:
-                    self._put_back(task_runs[start:], logs)
+                    first = max(start - len(unsent), 0)
+                    self._put_back(unsent[start:] + [payload(t) for t in taken[first:]], logs)
                     print(f"skyrun: could not send run records yet ({exc})", file=sys.stderr)
                     return
                 except SkyrunAPIError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,40 +11,31 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skyrun._version import __version__
-from skyrun.server.api import (
-    artifacts,
-    deployments,
-    flow_runs,
-    flows,
-    task_runs,
-    variables,
-    work_pools,
-)
+from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
 from skyrun.server.api.deps import EXTRA_SCHEMAS
 from skyrun.server.auth import ApiKeyAuth
 from skyrun.server.db.engine import Database
 from skyrun.server.errors import SkyrunServerError
 from skyrun.server.notify import RunNotifier
-from skyrun.server.services.housekeeping import housekeeping_pass
 from skyrun.server.services.loops import Service, start_services, stop_services
 from skyrun.settings import Settings
 
-ROUTERS = (
-    flows.router,
-    flow_runs.router,
-    task_runs.router,
-    artifacts.router,
-    variables.router,
-    work_pools.router,
-    deployments.router,
-)
+ROUTERS = (flows.router, flow_runs.router, task_runs.router, artifacts.router, variables.router)
+# The work routers (pools, queues, workers, claims, deployments), by the paths they
+# serve. An app built with `work_routes_on_demand` imports them on the first
+# request for one of those paths: the embedded backend of a process that only
+# runs flows never pays for their modules and route models (~1.2 MiB).
+WORK_ROUTERS = {"/api/work_pools": "work_pools", "/api/deployments": "deployments"}
 
 
 def server_services(settings: Settings) -> list[Service]:
     # Imported here, not at the top: the scheduler brings croniter and dateutil,
-    # and the embedded mode (run_services=False) runs no services.
+    # housekeeping the work-pool queries, and an embedded process that only runs
+    # flows runs no services.
+    from skyrun.server.services.housekeeping import housekeeping_pass
     from skyrun.server.services.scheduler import scheduler_pass
 
     return [
@@ -53,7 +45,11 @@ def server_services(settings: Settings) -> list[Service]:
 
 
 def create_app(
-    settings: Settings, *, database: Database | None = None, run_services: bool = True
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    run_services: bool = True,
+    work_routes_on_demand: bool = False,
 ) -> FastAPI:
     """Build the application.
 
@@ -62,6 +58,8 @@ def create_app(
         database: an existing Database to use (the embedded client shares one).
         run_services: start the background services (scheduler, late runs, ...)
             with the app; the embedded mode runs none.
+        work_routes_on_demand: add the work routers on the first request for
+            their paths instead of now (the embedded mode); the API is the same.
     """
     db = database or Database(settings.resolved_database_url)
 
@@ -99,9 +97,15 @@ def create_app(
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api)
+    work_routes = _WorkRoutes(app)
+    if work_routes_on_demand:
+        app.add_middleware(_IncludeWorkRoutesOnDemand, work_routes=work_routes)
+    else:
+        work_routes.include()
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            work_routes.include()
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, extra in EXTRA_SCHEMAS.items():
@@ -128,3 +132,33 @@ def create_app(
         )
 
     return app
+
+
+class _WorkRoutes:
+    """Adds the work routers to an app, once."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.included = False
+
+    def include(self) -> None:
+        if self.included:
+            return
+        self.included = True
+        for module in WORK_ROUTERS.values():
+            router = importlib.import_module(f"skyrun.server.api.{module}").router
+            self.app.include_router(router, prefix="/api")
+
+
+class _IncludeWorkRoutesOnDemand:
+    """ASGI middleware: before routing a request for a work path, make sure its routes exist."""
+
+    def __init__(self, app: ASGIApp, work_routes: _WorkRoutes) -> None:
+        self.app = app
+        self.work_routes = work_routes
+        self.prefixes = tuple(WORK_ROUTERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.work_routes.included and scope.get("path", "").startswith(self.prefixes):
+            self.work_routes.include()
+        await self.app(scope, receive, send)

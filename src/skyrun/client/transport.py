@@ -1,0 +1,82 @@
+"""What the client needs from a way of reaching the API: send a request, get an answer.
+
+Two transports implement it: `HttpTransport` (httpx, to a server at
+SKYRUN_API_URL) and `EmbeddedTransport` (the server's own ASGI app called
+in-process). The client encodes bodies and query strings once, here, so both
+see the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+
+class TransportError(Exception):
+    """The request got no answer (connection refused, reset, backend closed)."""
+
+
+class Response:
+    """An API answer: status, body bytes and the parsing the client needs."""
+
+    __slots__ = ("content", "status_code")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    @property
+    def reason_phrase(self) -> str:
+        try:
+            return HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Transport(Protocol):
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> Response:
+        """Send one request to `path` (relative to the API root); raise TransportError
+        when nothing answered."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body: compact UTF-8 JSON; NaN and infinities are refused (not JSON)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_query(params: dict[str, Any] | None) -> str:
+    """A query string; None values are left out, lists repeat their key, bools are lowercase."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None:
+                continue
+            pairs.append(
+                (key, ("true" if item else "false") if isinstance(item, bool) else str(item))
+            )
+    return urlencode(pairs)
