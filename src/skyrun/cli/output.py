@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from skyrun.cli.errors import CLIError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     from skyrun.client.client import SkyrunClient
 
 # Serializes models, lists of models, datetimes and UUIDs by their runtime type.
@@ -89,6 +89,8 @@ def format_datetime(value: datetime | None) -> str:
 
 def _cell(value: Any) -> Text:
     # Text, not str: user data such as "[bold]" must not be read as rich markup.
+    from rich.text import Text
+
     if value is None:
         return Text("-")
     if isinstance(value, datetime):
@@ -102,6 +104,10 @@ def _cell(value: Any) -> Text:
 
 def stdout_console() -> Console:
     """A console on stdout that never highlights and does not wrap when piped."""
+    # rich is imported where it prints: commands that only echo a line (such as
+    # `deployment run`, on the path of every run started by hand) skip ~20 ms.
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, _PIPED_WIDTH)
@@ -122,6 +128,8 @@ def print_table(
         rows: one sequence of cell values per row, in column order.
         caption: shown below the table, e.g. "20 of 53 shown".
     """
+    from rich.table import Table
+
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from skyrun.cli.errors import CLIError
 from skyrun.cli.output import (
@@ -67,6 +65,9 @@ def template_problem(exc: JobTemplateError) -> str:
 
 
 def warn(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     console.print(f"[yellow]Warning:[/yellow] {escape(message)}")
 
