@@ -570,6 +570,25 @@ async def test_batch_records_task_runs_and_logs(api: httpx.AsyncClient) -> None:
     assert [line["task_run_id"] for line in stored] == [None, None, None, failed["id"]]
 
 
+async def test_task_runs_are_counted_by_state(api: httpx.AsyncClient) -> None:
+    flow = await create_flow(api)
+    run = await create_run(api, flow["id"], state={"type": "RUNNING"})
+    other = await create_run(api, flow["id"], state={"type": "RUNNING"})
+    done = [("PENDING", "Pending"), ("RUNNING", "Running"), ("COMPLETED", "Completed")]
+    records = [task_run_record(run["id"], *done) for _ in range(3)]
+    records.append(task_run_record(run["id"], ("PENDING", "Pending"), ("RUNNING", "Running")))
+    records.append(task_run_record(other["id"], *done))  # another run's: not counted
+    body(await api.post("/api/batch", json={"task_runs": records, "logs": []}))
+
+    counts = await api.get("/api/task_runs/counts", params={"flow_run_id": run["id"]})
+    assert body(counts) == {"COMPLETED": 3, "RUNNING": 1}
+    empty = await create_run(api, flow["id"], state={"type": "RUNNING"})
+    assert body(await api.get("/api/task_runs/counts", params={"flow_run_id": empty["id"]})) == {}
+    unknown = await api.get("/api/task_runs/counts", params={"flow_run_id": str(uuid.uuid4())})
+    assert unknown.status_code == 404
+    assert (await api.get("/api/task_runs/counts")).status_code == 422
+
+
 async def test_resending_a_task_run_updates_it(api: httpx.AsyncClient) -> None:
     flow = await create_flow(api)
     run = await create_run(api, flow["id"], state={"type": "RUNNING"})

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 import uuid
-from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +13,6 @@ import typer
 
 from skyrun.cli.errors import CLIError
 from skyrun.cli.output import (
-    MAX_LIMIT,
     LimitOption,
     OutputFormat,
     OutputOption,
@@ -63,16 +61,9 @@ def format_duration(seconds: float) -> str:
 
 def count_task_runs(api: SkyrunClient, flow_run_id: uuid.UUID) -> dict[str, int]:
     """How many of a flow run's task runs are in each state type, in StateType order."""
-    counts: Counter[str] = Counter()
-    offset = 0
-    while True:
-        page = api.list_task_runs(flow_run_id, limit=MAX_LIMIT, offset=offset)
-        counts.update(run.state.type.value if run.state else "UNKNOWN" for run in page.items)
-        offset += len(page.items)
-        if not page.items or offset >= page.count:
-            break
+    counts = api.count_task_runs(flow_run_id)
     order = [t.value for t in StateType] + ["UNKNOWN"]
-    return {state: counts[state] for state in order if counts[state]}
+    return {state: counts[state] for state in order if counts.get(state)}
 
 
 def describe_task_run_counts(counts: dict[str, int]) -> str:

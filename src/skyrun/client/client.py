@@ -78,6 +78,13 @@ class SkyrunClient(WorkClientMixin, BaseClient):
         params = {"flow_run_id": flow_run_id, "limit": limit, "offset": offset}
         return self.get_model(Page[TaskRun], "task_runs", params=params)
 
+    def count_task_runs(self, flow_run_id: uuid.UUID | str) -> dict[str, int]:
+        """How many of a flow run's task runs are in each state type."""
+        counts: dict[str, int] = self.request(
+            "GET", "task_runs/counts", params={"flow_run_id": flow_run_id}
+        ).json()
+        return counts
+
     def read_task_run(self, task_run_id: uuid.UUID | str) -> TaskRun:
         return self.get_model(TaskRun, f"task_runs/{task_run_id}")
 

@@ -38,6 +38,14 @@ async def list_task_runs(
     return Page[TaskRun](items=items, count=count, limit=limit, offset=offset)
 
 
+@router.get("/task_runs/counts")
+async def count_task_runs(request: Request, flow_run_id: uuid.UUID) -> dict[str, int]:
+    """How many of a flow run's task runs are in each state type, e.g. {"COMPLETED": 9}."""
+    async with transaction(request) as session:
+        await flow_runs.read_flow_run_row(session, flow_run_id)  # 404 when there is none
+        return await task_runs.count_task_runs_by_state(session, flow_run_id)
+
+
 @router.get("/task_runs/{task_run_id}", response_model=TaskRun)
 async def read_task_run(request: Request, task_run_id: uuid.UUID) -> TaskRun:
     async with transaction(request) as session:

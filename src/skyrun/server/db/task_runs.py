@@ -136,3 +136,13 @@ async def list_task_runs(
     )
     count = await session.scalar(sa.select(sa.func.count()).select_from(TaskRun).where(*clauses))
     return [to_schema(r) for r in rows], int(count or 0)
+
+
+async def count_task_runs_by_state(session: AsyncSession, flow_run_id: uuid.UUID) -> dict[str, int]:
+    """How many of a flow run's task runs are in each state type (one GROUP BY)."""
+    rows = await session.execute(
+        sa.select(TaskRun.state_type, sa.func.count())
+        .where(TaskRun.flow_run_id == flow_run_id)
+        .group_by(TaskRun.state_type)
+    )
+    return {state_type or "UNKNOWN": int(count) for state_type, count in rows.all()}
