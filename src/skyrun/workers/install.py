@@ -1,8 +1,9 @@
 """`--install-policy`: install a worker type's extra (e.g. `skyrun[gcp]`) when needed.
 
 The extra is pinned to the running skyrun version, or taken from the local
-directory skyrun was installed from (a development checkout), so the worker
-never mixes versions.
+directory skyrun was installed from (a development checkout, kept editable if it
+was), so the worker never mixes versions. A type whose own skyrun module is
+missing is refused before anything is installed: no extra can bring it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -32,8 +34,16 @@ class WorkerTypeUnavailable(Exception):
     """The worker type's code or dependencies are not installed (and were not installed)."""
 
 
-def local_source_dir() -> str | None:
-    """The directory skyrun was installed from (`pip install ./skyrun`, `-e .`), if any."""
+@dataclass(frozen=True)
+class LocalSource:
+    """The directory skyrun was installed from, and whether as an editable install."""
+
+    path: str
+    editable: bool
+
+
+def local_source() -> LocalSource | None:
+    """Where skyrun was installed from (`pip install ./skyrun`, `-e .`), if a directory."""
     try:
         text = importlib.metadata.distribution("skyrun").read_text("direct_url.json")
     except importlib.metadata.PackageNotFoundError:
@@ -41,33 +51,43 @@ def local_source_dir() -> str | None:
     if not text:
         return None
     try:
-        url = json.loads(text).get("url", "")
+        info = json.loads(text)
     except ValueError:
         return None
-    parsed = urlparse(url)
+    parsed = urlparse(info.get("url", ""))
     if parsed.scheme != "file" or not parsed.path:
         return None
-    return unquote(parsed.path)
+    editable = bool((info.get("dir_info") or {}).get("editable"))
+    return LocalSource(unquote(parsed.path), editable)
 
 
-def requirement_for(extra: str, source: str | None) -> str:
-    """What pip should install for an extra: from `source` (the directory skyrun was
-    installed from), else pinned to the running version."""
-    if source is not None:
-        return f"{source}[{extra}]"
-    return f"skyrun[{extra}]=={__version__}"
+def pip_arguments(extra: str, source: LocalSource | None) -> list[str]:
+    """What `pip install` gets for an extra: the directory skyrun came from (editable
+    again if it was: a plain install would replace the checkout's code), else the
+    extra pinned to the running version."""
+    if source is None:
+        return [f"skyrun[{extra}]=={__version__}"]
+    requirement = f"{source.path}[{extra}]"
+    return ["-e", requirement] if source.editable else [requirement]
 
 
 def install_extra(extra: str) -> None:
-    requirement = requirement_for(extra, local_source_dir())
-    print(f"Installing {requirement} ...", file=sys.stderr, flush=True)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", requirement], check=False)
+    arguments = pip_arguments(extra, local_source())
+    shown = " ".join(arguments)
+    print(f"Installing {shown} ...", file=sys.stderr, flush=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "install", *arguments], check=False)
     if result.returncode != 0:
         raise WorkerTypeUnavailable(
-            f"'pip install {requirement}' failed (exit code {result.returncode}); "
+            f"'pip install {shown}' failed (exit code {result.returncode}); "
             "install it yourself and start the worker again"
         )
     importlib.invalidate_caches()
+
+
+def _missing_skyrun_module(exc: ImportError) -> str | None:
+    """The skyrun module an import failed for, if it is skyrun's own (not a dependency)."""
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    return name if name and (name == "skyrun" or name.startswith("skyrun.")) else None
 
 
 def install_hint(worker_type: str) -> str:
@@ -95,13 +115,20 @@ def load_worker_type(
         WorkerTypeUnavailable: Its code cannot be imported and was not installed.
     """
     extra = registry.extra_for(worker_type)
-    requirement = requirement_for(extra, local_source_dir()) if extra else ""
+    requirement = " ".join(pip_arguments(extra, local_source())) if extra else ""
     if policy == InstallPolicy.ALWAYS and extra:
         install_extra(extra)
     try:
         return registry.load_worker_class(worker_type)
     except ImportError as exc:
         missing = exc
+    own_module = _missing_skyrun_module(missing)
+    if own_module is not None:
+        raise WorkerTypeUnavailable(
+            f"worker type {worker_type!r} is not part of skyrun {__version__} (its module "
+            f"{own_module} is missing); installing extras cannot add it: use a skyrun "
+            "version that has it"
+        )
     if extra is None:
         raise WorkerTypeUnavailable(
             f"worker type {worker_type!r} cannot be loaded ({missing}); {install_hint(worker_type)}"
