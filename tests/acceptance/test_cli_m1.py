@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from processes import ServerProcess
 from skyrun.client.client import SkyrunClient
 from skyrun.schemas.core import FlowRunCreate
 from skyrun.schemas.states import StateCreate, StateType
@@ -490,45 +489,12 @@ def test_config_set_view_unset(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "profile.json").read_text()) == {"SKYRUN_CLIENT_TIMEOUT": "12"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
     """A real `skyrun server start` on a free port, with its own SKYRUN_HOME."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(SKYRUN), "server", "start", "--port", str(port)],
-            env=cli_env(tmp_path / "server-home"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, f"server exited:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not healthy:\n{log_path.read_text()}"
-            time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    server = ServerProcess(tmp_path / "server-home")
+    yield server.api_url
+    server.stop()
 
 
 def test_against_a_real_server(tmp_path: Path, server_url: str) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
+from processes import ServerProcess, stop
 from skyrun.workers.process_template import PROCESS_JOB_TEMPLATE
 
 SKYRUN = Path(sys.executable).parent / "skyrun"
@@ -517,50 +515,16 @@ def test_deployment_pause_resume_delete(deployed: Path) -> None:
 # -- watch, against a real server with the flow served ------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """A real server, and `etl.serve("served")` against it; yields (home, CLI env)."""
     home = tmp_path / "home"
     home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(SKYRUN), "server", "start", "--port", str(port)],
-        env=cli_env(home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = ServerProcess(tmp_path / "server-home")
     serve_log = (tmp_path / "serve.log").open("wb")
     serve: subprocess.Popen[bytes] | None = None
-    env = cli_env(home, SKYRUN_API_URL=api_url)
+    env = cli_env(home, SKYRUN_API_URL=server.api_url)
     try:
-
-        def healthy() -> bool:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                return httpx.get(f"{api_url}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 60, "the server")
         project = write_project(tmp_path / "project")
         (project / "serve.py").write_text(SERVE_SCRIPT)
         serve = subprocess.Popen(
@@ -577,8 +541,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     finally:
         if serve is not None:
             stop(serve)
-        stop(server)
-        log.close()
+        server.stop()
         serve_log.close()
 
 

@@ -7,27 +7,20 @@ them, each flow run (`skyrun flow-run execute`).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
-
+import processes
+from processes import SKYRUN, clean_env, free_port, stop, wait_for
 from skyrun.client.client import SkyrunClient
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from skyrun.schemas.states import TERMINAL_TYPES, StateType
 from skyrun.settings import Settings
 
-SKYRUN = Path(sys.executable).parent / "skyrun"
-T = TypeVar("T")
+__all__ = ["SKYRUN", "ServerProcess", "WorkerProcess", "clean_env", "free_port", "wait_for"]
 
 # Server settings that make liveness and recovery fast enough to test.
 FAST_SERVER_ENV = {
@@ -39,81 +32,17 @@ FAST_SERVER_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without SKYRUN_* settings, rooted at `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRUN_")}
-    env["SKYRUN_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class ServerProcess:
-    """`skyrun server start` on a free port, on its own SKYRUN_HOME and database."""
+class ServerProcess(processes.ServerProcess):
+    """A server with FAST_SERVER_ENV (quick liveness and recovery), and clients for it."""
 
     def __init__(self, home: Path, database_url: str | None = None, **env: str) -> None:
-        self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        extra = {**FAST_SERVER_ENV, **env}
-        if database_url:
-            extra["SKYRUN_DATABASE_URL"] = database_url
-        self.log_path = home / "server.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(SKYRUN), "server", "start", "--port", str(self.port)],
-            env=clean_env(home, **extra),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self._healthy, 60, f"the server on port {self.port} (log: {self.log_path})")
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the server exited early:\n{self.log_path.read_text()}")
-        try:
-            return httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        super().__init__(home, database_url=database_url, **{**FAST_SERVER_ENV, **env})
 
     def client(self) -> SkyrunClient:
         settings = Settings(home=self.home).model_copy(
             update={"api_url": self.api_url, "api_key": None, "database_url": None}
         )
         return SkyrunClient(settings)
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self._log.close()
 
 
 class WorkerProcess:
@@ -137,7 +66,7 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        _stop(self.process)
+        stop(self.process)
         self._log.close()
         return self.process.returncode
 

@@ -8,25 +8,18 @@ here against a real `skyrun server start`.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from processes import ServerProcess
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectNotFound, ServerUnreachable, SkyrunAPIError
 from skyrun.client.transport import encode_query
 from skyrun.schemas.work_pools import WorkPoolCreate
 from skyrun.server.app import create_app
 from skyrun.settings import Settings
-
-SKYRUN = Path(sys.executable).parent / "skyrun"
-SERVER_START_TIMEOUT = 60  # a guard against a server that never starts
 
 
 def test_queries_drop_none_repeat_lists_and_lowercase_bools() -> None:
@@ -35,41 +28,11 @@ def test_queries_drop_none_repeat_lists_and_lowercase_bools() -> None:
     assert encode_query(None) == ""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("server-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRUN_")}
-    env["SKYRUN_HOME"] = str(home)
-    process = subprocess.Popen(
-        [str(SKYRUN), "server", "start", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            assert process.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server never answered"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)
+    server = ServerProcess(tmp_path_factory.mktemp("server-home"))
+    yield server.api_url
+    server.stop()
 
 
 @pytest.fixture(params=["embedded", "http"])

@@ -7,22 +7,18 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 
+from processes import SKYRUN, ServerProcess, clean_env, stop, wait_for
 from skyrun import flow
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.schemas.core import FlowRun, FlowRunFilter
@@ -38,9 +34,6 @@ from skyrun.sdk.serve import DeploymentServer
 from skyrun.server.db.engine import Database
 from skyrun.server.services.scheduler import schedule_deployment_runs
 from skyrun.settings import Settings
-
-SKYRUN = Path(sys.executable).parent / "skyrun"
-T = TypeVar("T")
 
 FLOW_FILE = '''
 import os
@@ -307,35 +300,6 @@ load.serve("served", interval=float(sys.argv[1]), parameters={"n": 1}, poll_seco
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen[Any]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 def completed_auto_run(client: SkyrunClient, deployment_id: uuid.UUID) -> FlowRun | None:
     """A COMPLETED run of the deployment that its schedule created, if there is one yet."""
     runs = client.filter_flow_runs(
@@ -344,41 +308,12 @@ def completed_auto_run(client: SkyrunClient, deployment_id: uuid.UUID) -> FlowRu
     return next((run for run in runs if run.auto_scheduled), None)
 
 
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SKYRUN_")}
-    env["SKYRUN_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`skyrun server start` with a fast scheduler; yields its API URL."""
-    home = tmp_path / "server-home"
-    home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(SKYRUN), "server", "start", "--port", str(port)],
-            env=env_for(home, SKYRUN_SCHEDULER_INTERVAL="0.5"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-
-            def healthy() -> bool:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    return httpx.get(f"{api_url}/health", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(healthy, 60, "the server")
-            yield api_url
-        finally:
-            stop(process)
+    server = ServerProcess(tmp_path / "server-home", SKYRUN_SCHEDULER_INTERVAL="0.5")
+    yield server.api_url
+    server.stop()
 
 
 def test_serve_runs_deployment_runs_and_scheduled_runs(tmp_path: Path, server: str) -> None:
@@ -387,7 +322,7 @@ def test_serve_runs_deployment_runs_and_scheduled_runs(tmp_path: Path, server: s
     (root / "flows").mkdir(parents=True)
     (root / "flows" / "etl.py").write_text(FLOW_FILE)
     (root / "serve.py").write_text(SERVE_SCRIPT)
-    env = env_for(home, SKYRUN_API_URL=server)
+    env = clean_env(home, SKYRUN_API_URL=server)
     client = SkyrunClient(Settings(home=home, api_url=server))
     serve_log = tmp_path / "serve.log"
     with serve_log.open("wb") as log:
@@ -461,7 +396,7 @@ def test_serve_without_a_server_schedules_its_own_runs(tmp_path: Path) -> None:
         serve = subprocess.Popen(
             [sys.executable, "serve.py", "2"],
             cwd=root,
-            env=env_for(home, SKYRUN_SCHEDULER_INTERVAL="0.5"),
+            env=clean_env(home, SKYRUN_SCHEDULER_INTERVAL="0.5"),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

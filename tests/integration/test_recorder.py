@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from processes import ServerProcess
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ServerUnreachable
 from skyrun.client.transport import Response
@@ -23,8 +17,6 @@ from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import recorder as recorder_module
 from skyrun.sdk.recorder import Recorder, TaskRecord
 from skyrun.settings import Settings
-
-SKYRUN = Path(sys.executable).parent / "skyrun"
 
 
 def _running_flow_run(client: SkyrunClient) -> uuid.UUID:
@@ -136,65 +128,27 @@ def test_a_flush_cut_short_sends_the_rest_first_next_time(
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def server_home(tmp_path: Path) -> Iterator[Path]:
+def server_home(tmp_path: Path) -> Path:
     home = tmp_path / "server-home"
     home.mkdir()
-    yield home
-
-
-def _start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRUN_")}
-    env["SKYRUN_HOME"] = str(home)
-    process = subprocess.Popen(
-        [str(SKYRUN), "server", "start", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, "the server exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server never answered"
-        time.sleep(0.1)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return home
 
 
 def test_records_wait_for_a_server_that_is_away(server_home: Path) -> None:
-    port = _free_port()
-    settings = Settings(home=server_home, api_url=f"http://127.0.0.1:{port}/api", client_retries=0)
+    server = ServerProcess(server_home)
+    settings = Settings(home=server_home, api_url=server.api_url, client_retries=0)
     client = SkyrunClient(settings)
     recorder = Recorder(client, flush_interval=3600)
-    server = _start_server(server_home, port)
     try:
         flow_run_id = _running_flow_run(client)
-        _stop(server)
+        server.stop()
         _record_tasks(recorder, flow_run_id, 5)
         recorder.flush()  # the server is down: the records are kept
-        server = _start_server(server_home, port)
+        server = ServerProcess(server_home, port=server.port)
         recorder.flush()
         _assert_all_stored(client, flow_run_id, 5)
     finally:
         recorder.close()
         client.close()
-        _stop(server)
+        server.stop()
