@@ -9,8 +9,7 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from processes import ServerProcess, stop
+from processes import ServerProcess, stop, wait_for
 from skyrun.workers.process_template import PROCESS_JOB_TEMPLATE
 
 SKYRUN = Path(sys.executable).parent / "skyrun"
@@ -130,17 +129,6 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str)
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def pool_names(home: Path) -> list[str]:
