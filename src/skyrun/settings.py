@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "SKYRUN_"
 
@@ -54,16 +54,37 @@ def write_profile(values: dict[str, str]) -> Path:
     return path
 
 
-def _from_environment_and_profile(fields: Iterable[str]) -> dict[str, str]:
-    """{field name: raw value} from SKYRUN_* environment variables over the profile."""
+class SettingsError(ValueError):
+    """A setting's value is not of its kind; the message names it and where it came from."""
+
+
+def _from_environment_and_profile(
+    fields: Iterable[str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({field name: raw value}, {field name: its source}) from SKYRUN_* environment
+    variables over the profile."""
     known = set(fields)
     values: dict[str, str] = {}
-    for source in (read_profile(), os.environ):
+    sources: dict[str, str] = {}
+    profile = read_profile()
+    for source, where in ((profile, str(profile_path())), (os.environ, "the environment")):
         for key, value in source.items():
             upper = key.upper()
             if upper.startswith(ENV_PREFIX) and (name := upper[len(ENV_PREFIX) :].lower()) in known:
                 values[name] = value
-    return values
+                sources[name] = where
+    return values, sources
+
+
+def _describe(exc: ValidationError, values: dict[str, Any], sources: dict[str, str]) -> str:
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        where = sources.get(name, "the value passed to Settings")
+        problems.append(
+            f"{ENV_PREFIX}{name.upper()}={values.get(name)!r} (from {where}): {error['msg']}"
+        )
+    return "invalid setting " + "; ".join(problems)
 
 
 class Settings(BaseModel):
@@ -72,7 +93,14 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     def __init__(self, **values: Any) -> None:
-        super().__init__(**{**_from_environment_and_profile(type(self).model_fields), **values})
+        found, sources = _from_environment_and_profile(type(self).model_fields)
+        for name in values:
+            sources.pop(name, None)
+        merged = {**found, **values}
+        try:
+            super().__init__(**merged)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, merged, sources)) from None
 
     home: Path = Field(default_factory=home_dir, description="Where skyrun keeps its files.")
     api_url: str | None = Field(

@@ -104,6 +104,17 @@ def test_cli_error_prints_brackets_literally_on_one_line(tmp_path: Path) -> None
     assert result.stderr.count("\n") == 1 and len(result.stderr) > 80
 
 
+def test_a_bad_setting_is_named_with_its_source_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "profile.json").write_text('{"SKYRUN_CLIENT_TIMEOUT": "soon"}')
+    result = skyrun(tmp_path, "flow-run", "ls")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        f"Error: invalid setting SKYRUN_CLIENT_TIMEOUT='soon' (from {tmp_path / 'profile.json'}): "
+    )
+    assert result.stderr.count("\n") == 1
+
+
 def test_worker_type_error_keeps_its_brackets(tmp_path: Path) -> None:
     result = skyrun(tmp_path, "worker", "start", "--pool", "p", "--type", "gcp[x]")
     assert result.returncode == 1, result.stdout + result.stderr

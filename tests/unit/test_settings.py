@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from skyrun.settings import Settings, setting_names
+from skyrun.settings import Settings, SettingsError, setting_names
 
 
 @pytest.fixture
@@ -50,11 +49,25 @@ def test_values_are_parsed_by_type(home: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.flush_interval == 0.25
 
 
-def test_a_bad_value_names_the_setting(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_value_names_the_setting_and_its_source(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SKYRUN_SERVER_PORT", "abc")
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(SettingsError) as from_env:
         Settings()
-    assert caught.value.errors()[0]["loc"] == ("server_port",)
+    assert str(from_env.value).startswith(
+        "invalid setting SKYRUN_SERVER_PORT='abc' (from the environment): "
+    )
+    assert "valid integer" in str(from_env.value)
+
+    monkeypatch.delenv("SKYRUN_SERVER_PORT")
+    (home / "profile.json").write_text(json.dumps({"SKYRUN_CLIENT_RETRIES": "many"}))
+    with pytest.raises(
+        SettingsError, match=r"SKYRUN_CLIENT_RETRIES='many' \(from .*profile\.json\)"
+    ):
+        Settings()
+    with pytest.raises(SettingsError, match="passed to Settings"):
+        Settings(client_retries=3, flush_interval="soon")
 
 
 def test_a_broken_profile_says_which_file(home: Path) -> None:
