@@ -92,16 +92,6 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    def __init__(self, **values: Any) -> None:
-        found, sources = _from_environment_and_profile(type(self).model_fields)
-        for name in values:
-            sources.pop(name, None)
-        merged = {**found, **values}
-        try:
-            super().__init__(**merged)
-        except ValidationError as exc:
-            raise SettingsError(_describe(exc, merged, sources)) from None
-
     home: Path = Field(default_factory=home_dir, description="Where skyrun keeps its files.")
     api_url: str | None = Field(
         default=None,
@@ -141,6 +131,16 @@ class Settings(BaseModel):
     worker_offline_after_missed: int = 3
     cancelling_timeout_seconds: float = 120.0
     claim_lease_seconds: float = 60.0
+
+    def __init__(self, **values: Any) -> None:
+        found, sources = _from_environment_and_profile(type(self).model_fields)
+        for name in values:
+            sources.pop(name, None)
+        merged = {**found, **values}
+        try:
+            super().__init__(**merged)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, merged, sources)) from None
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,20 +57,28 @@ def _assert_all_stored(client: SkyrunClient, flow_run_id: uuid.UUID, n: int) -> 
     assert sorted(line["message"] for line in logs) == sorted(f"line {i}" for i in range(n))
 
 
+def _watch_batches(
+    monkeypatch: pytest.MonkeyPatch, client: SkyrunClient, see: Callable[[list[str]], None]
+) -> None:
+    """Call `see` with the task-run names of each batch request before it is sent
+    (it may raise, as a failed request would)."""
+    original = client.request
+
+    def watched(method: str, path: str, **kwargs: Any) -> Response:
+        if path == "batch":
+            see([run["name"] for run in kwargs["json"]["task_runs"]])
+        return original(method, path, **kwargs)
+
+    monkeypatch.setattr(client, "request", watched)
+
+
 def test_a_large_flush_goes_in_several_batches(
     sdk_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(recorder_module, "BATCH_SIZE", 3)
     client = SkyrunClient(Settings(home=sdk_home))
     sent: list[int] = []
-    original = client.request
-
-    def counting(method: str, path: str, **kwargs: object) -> Response:
-        if path == "batch":
-            sent.append(len(kwargs["json"]["task_runs"]))  # type: ignore[index]
-        return original(method, path, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(client, "request", counting)
+    _watch_batches(monkeypatch, client, lambda names: sent.append(len(names)))
     recorder = Recorder(client, flush_interval=3600)
     try:
         flow_run_id = _running_flow_run(client)
@@ -89,20 +99,14 @@ def test_a_flush_cut_short_sends_the_rest_first_next_time(
     monkeypatch.setattr(recorder_module, "BATCH_SIZE", 3)
     client = SkyrunClient(Settings(home=sdk_home))
     sent: list[list[str]] = []
-    failures = [2]  # fail the second batch request, once
-    original = client.request
 
-    def flaky(method: str, path: str, **kwargs: object) -> Response:
-        if path == "batch":
-            names = [run["name"] for run in kwargs["json"]["task_runs"]]  # type: ignore[index]
-            if len(sent) + 1 in failures:
-                failures.clear()
-                sent.append([])
-                raise ServerUnreachable("the server is away")
-            sent.append(names)
-        return original(method, path, **kwargs)  # type: ignore[arg-type]
+    def fail_the_second_once(names: list[str]) -> None:
+        if len(sent) == 1:
+            sent.append([])
+            raise ServerUnreachable("the server is away")
+        sent.append(names)
 
-    monkeypatch.setattr(client, "request", flaky)
+    _watch_batches(monkeypatch, client, fail_the_second_once)
     recorder = Recorder(client, flush_interval=3600)
     try:
         flow_run_id = _running_flow_run(client)

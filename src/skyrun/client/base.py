@@ -9,7 +9,14 @@ from pydantic import BaseModel
 
 from skyrun._version import __version__
 from skyrun.client.errors import ServerUnreachable, describe_detail, error_for
-from skyrun.client.transport import Response, Transport, TransportError, encode_json, encode_query
+from skyrun.client.transport import (
+    ApiRequest,
+    Response,
+    Transport,
+    TransportError,
+    encode_json,
+    encode_query,
+)
 from skyrun.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,13 +70,11 @@ class BaseClient:
         if json is not None:
             body = encode_json(json)
             headers = {**headers, "Content-Type": "application/json"}
-        query = encode_query(params)
+        request = ApiRequest(method, path, encode_query(params), body, headers, timeout)
         attempt = 0
         while True:
             try:
-                response = self._transport.send(
-                    method, path, query=query, body=body, headers=headers, timeout=timeout
-                )
+                response = self._transport.send(request)
             except TransportError as exc:
                 if attempt >= self._retries:
                     raise ServerUnreachable(

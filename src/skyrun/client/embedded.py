@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import quote
 
-from skyrun.client.transport import Response, TransportError
+from skyrun.client.transport import ApiRequest, Response, TransportError
 from skyrun.server.app import create_app
 from skyrun.server.db.engine import Database
 from skyrun.settings import Settings
@@ -55,33 +55,27 @@ class EmbeddedTransport:
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Response:
-        # No timeout: the app runs in this process, and a long-poll claim waits
-        # on purpose. (The HTTP transport's timeout guards against a lost server.)
+    def send(self, request: ApiRequest) -> Response:
+        # The timeout is not applied: the app runs in this process, and a long-poll
+        # claim waits on purpose. (Over HTTP it guards against a lost server.)
         if self._closed:
             raise TransportError("the embedded skyrun backend is closed")
-        return self._run(self._call(method, "/api/" + path, query, body or b"", headers))
+        return self._run(self._call(request))
 
-    async def _call(
-        self, method: str, path: str, query: str, body: bytes, headers: dict[str, str]
-    ) -> Response:
+    async def _call(self, request: ApiRequest) -> Response:
+        path = "/api/" + request.path
+        body = request.body or b""
         scope = {
             **_ASGI_SCOPE_BASE,
-            "method": method,
+            "method": request.method,
             "path": path,
             "raw_path": quote(path).encode(),
-            "query_string": query.encode(),
+            "query_string": request.query.encode(),
             "headers": [(b"host", b"embedded")]
-            + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+            + [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in request.headers.items()
+            ],
         }
         status = 500
         chunks: list[bytes] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from skyrun.client.transport import Response, TransportError
+from skyrun.client.transport import ApiRequest, Response, TransportError
 
 # httpx's __init__ imports its command-line tool, and with it rich, pygments and
 # click (~4 MiB resident, typer installs them), whenever they are installed
@@ -26,7 +26,6 @@ class HttpTransport:
 
     def __init__(self, base_url: str, *, timeout: float) -> None:
         base_url = base_url.rstrip("/") + "/"
-        self.base_url = base_url
         self._http = httpx.Client(
             base_url=base_url,
             timeout=timeout,
@@ -35,23 +34,15 @@ class HttpTransport:
             verify=not base_url.startswith("http://"),
         )
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Response:
-        url = f"{path}?{query}" if query else path
+    def send(self, request: ApiRequest) -> Response:
+        url = f"{request.path}?{request.query}" if request.query else request.path
+        timeout = request.timeout
         try:
             answer = self._http.request(
-                method,
+                request.method,
                 url,
-                content=body,
-                headers=headers,
+                content=request.body,
+                headers=request.headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:

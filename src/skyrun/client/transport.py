@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlencode
 
 
@@ -46,19 +46,20 @@ class Response:
         return json.loads(self.content)
 
 
+class ApiRequest(NamedTuple):
+    """One request, encoded: `path` is relative to the API root (e.g. "flow_runs/filter")."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes | None
+    headers: dict[str, str]
+    timeout: float | None
+
+
 class Transport(Protocol):
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Response:
-        """Send one request to `path` (relative to the API root); raise TransportError
-        when nothing answered."""
+    def send(self, request: ApiRequest) -> Response:
+        """Send one request; raise TransportError when nothing answered."""
         ...
 
     def close(self) -> None: ...

@@ -110,7 +110,7 @@ class Recorder:
         self._flush_lock = threading.Lock()
         self._dirty: dict[str, TaskRecord] = {}
         self._logs: list[dict[str, Any]] = []
-        self._unsent: list[dict[str, Any]] = []
+        self._unsent: list[Taken] = []
         self._wake = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="skyrun-recorder", daemon=True)
@@ -159,13 +159,14 @@ class Recorder:
         with self._lock:
             self._logs.append(entry)
 
-    def _take(self) -> tuple[list[dict[str, Any]], list[Taken], list[dict[str, Any]]]:
+    def _take(self) -> tuple[list[Taken], list[dict[str, Any]]]:
+        """Everything to send: runs kept from a failed flush first, then the new ones."""
         with self._lock:
-            taken = [record.take() for record in self._dirty.values()]
+            taken = self._unsent + [record.take() for record in self._dirty.values()]
             self._dirty = {}
-            unsent, self._unsent = self._unsent, []
+            self._unsent = []
             logs, self._logs = self._logs, []
-        return unsent, taken, logs
+        return taken, logs
 
     def flush(self) -> None:
         """Send everything buffered now; keeps it for a later try if the server is away.
@@ -176,33 +177,28 @@ class Recorder:
         task runs they may name.
         """
         with self._flush_lock:
-            unsent, taken, logs = self._take()
-            total = len(unsent) + len(taken)
-            if not total and not logs:
+            taken, logs = self._take()
+            if not taken and not logs:
                 return
-            starts = range(0, max(total, 1), BATCH_SIZE)
+            starts = range(0, max(len(taken), 1), BATCH_SIZE)
             for start in starts:
-                chunk = unsent[start : start + BATCH_SIZE]
-                if len(chunk) < BATCH_SIZE:
-                    first = max(start - len(unsent), 0)
-                    chunk += [payload(t) for t in taken[first : first + BATCH_SIZE - len(chunk)]]
+                chunk = [payload(t) for t in taken[start : start + BATCH_SIZE]]
                 last = start == starts[-1]
                 body = {"task_runs": chunk, "logs": logs if last else []}
                 try:
                     self.client.request("POST", "batch", json=body)
                 except ServerUnreachable as exc:
-                    first = max(start - len(unsent), 0)
-                    self._put_back(unsent[start:] + [payload(t) for t in taken[first:]], logs)
+                    self._put_back(taken[start:], logs)
                     print(f"skyrun: could not send run records yet ({exc})", file=sys.stderr)
                     return
                 except SkyrunAPIError as exc:
                     print(f"skyrun: the API refused run records: {exc.detail}", file=sys.stderr)
 
-    def _put_back(self, task_runs: list[dict[str, Any]], logs: list[dict[str, Any]]) -> None:
-        # The payloads already own their states (taken off the records), so they
-        # are kept whole and sent ahead of anything newer.
+    def _put_back(self, taken: list[Taken], logs: list[dict[str, Any]]) -> None:
+        # What was taken owns its states (they are off the records now), so it is
+        # kept whole and sent ahead of anything newer.
         with self._lock:
-            self._unsent = task_runs + self._unsent
+            self._unsent = taken + self._unsent
             self._logs = logs + self._logs
 
     def _loop(self) -> None:

@@ -71,8 +71,8 @@ def pip_arguments(extra: str, source: LocalSource | None) -> list[str]:
     return ["-e", requirement] if source.editable else [requirement]
 
 
-def install_extra(extra: str) -> None:
-    arguments = pip_arguments(extra, local_source())
+def install_extra(arguments: list[str]) -> None:
+    """`pip install` with these arguments (from `pip_arguments`), in this interpreter."""
     shown = " ".join(arguments)
     print(f"Installing {shown} ...", file=sys.stderr, flush=True)
     result = subprocess.run([sys.executable, "-m", "pip", "install", *arguments], check=False)
@@ -115,9 +115,10 @@ def load_worker_type(
         WorkerTypeUnavailable: Its code cannot be imported and was not installed.
     """
     extra = registry.extra_for(worker_type)
-    requirement = " ".join(pip_arguments(extra, local_source())) if extra else ""
+    arguments = pip_arguments(extra, local_source()) if extra else []
+    requirement = " ".join(arguments)
     if policy == InstallPolicy.ALWAYS and extra:
-        install_extra(extra)
+        install_extra(arguments)
     try:
         return registry.load_worker_class(worker_type)
     except ImportError as exc:
@@ -143,7 +144,7 @@ def load_worker_type(
             f"worker type {worker_type!r} is not installed ({missing}); install it with "
             f"{install_hint(worker_type)} or start the worker with --install-policy if-not-present"
         )
-    install_extra(extra)
+    install_extra(arguments)
     try:
         return registry.load_worker_class(worker_type)
     except ImportError as exc:
