@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from processes import ServerProcess, stop, wait_for
-from skyrun.workers.process_template import PROCESS_JOB_TEMPLATE
+from skyrun.jobs.process_template import PROCESS_JOB_TEMPLATE
 
 SKYRUN = Path(sys.executable).parent / "skyrun"
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from skyrun.workers.job_template import (
+from skyrun.jobs.templates import (
     JobTemplateError,
     defaults_from_schema,
     merge_job_variables,

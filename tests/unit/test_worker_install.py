@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from skyrun._version import __version__
-from skyrun.workers import install, registry
+from skyrun.jobs import types as registry
+from skyrun.jobs.types import UnknownWorkerType
+from skyrun.workers import install
 from skyrun.workers.install import (
     InstallPolicy,
     LocalSource,
@@ -16,7 +18,6 @@ from skyrun.workers.install import (
     load_worker_type,
 )
 from skyrun.workers.process import ProcessWorker
-from skyrun.workers.registry import UnknownWorkerType
 
 
 def never_asked(question: str) -> bool:

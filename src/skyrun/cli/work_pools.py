@@ -18,11 +18,11 @@ from skyrun.cli.output import (
     stdout_console,
     to_jsonable,
 )
+from skyrun.jobs.types import default_job_template, extra_for, known_types
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate, WorkPoolUpdate
-from skyrun.workers.registry import default_job_template, extra_for, known_types
 
 if TYPE_CHECKING:
-    from skyrun.workers.job_template import JobTemplateError
+    from skyrun.jobs.templates import JobTemplateError
 
 app = typer.Typer(
     help="Create, inspect, change, pause and delete work pools.", no_args_is_help=True
@@ -86,7 +86,7 @@ def read_template_file(path: str) -> dict[str, Any]:
             f"(line {exc.lineno}, column {exc.colno})"
         )
     # Imported here: jsonschema adds ~25 ms to every CLI command's start-up.
-    from skyrun.workers.job_template import JobTemplateError, validate_base_job_template
+    from skyrun.jobs.templates import JobTemplateError, validate_base_job_template
 
     if not isinstance(template, dict):
         raise CLIError(
@@ -252,7 +252,7 @@ def update(
     if concurrency_limit is not None and no_concurrency_limit:
         raise CLIError("give --concurrency-limit or --no-concurrency-limit, not both")
     # Imported here: jsonschema adds ~25 ms to every CLI command's start-up.
-    from skyrun.workers.job_template import JobTemplateError, set_variable_default
+    from skyrun.jobs.templates import JobTemplateError, set_variable_default
 
     assignments = [parse_assignment(item, "--set") for item in set_values or []]
     api = client()

@@ -72,6 +72,7 @@ def start(
     # Deferred imports: keep `skyrun --help` and other commands fast.
     from skyrun.client.client import get_client
     from skyrun.client.errors import ObjectNotFound
+    from skyrun.jobs.types import UnknownWorkerType
     from skyrun.settings import get_settings
     from skyrun.workers.health import DEFAULT_PORT
     from skyrun.workers.install import InstallPolicy, WorkerTypeUnavailable, load_worker_type
@@ -83,7 +84,6 @@ def start(
         check_work_queues,
         ensure_work_pool,
     )
-    from skyrun.workers.registry import UnknownWorkerType
 
     try:
         policy = InstallPolicy(install_policy.lower())

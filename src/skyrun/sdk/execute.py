@@ -23,13 +23,13 @@ from typing import Any
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.client.errors import ObjectNotFound
 from skyrun.deploy.steps import StepError, run_steps
+from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import Deployment
 from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import flow_engine
 from skyrun.sdk.flows import Flow
 from skyrun.sdk.parameters import ParameterError
-from skyrun.workers.base import ABORTED_EXIT_CODE
 
 
 class EntrypointError(Exception):

@@ -21,6 +21,7 @@ from typing import Any
 
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
+from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.schedules import describe_schedule, parse_schedule
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.deployments import Deployment
@@ -28,7 +29,7 @@ from skyrun.schemas.orchestration import Decision
 from skyrun.schemas.states import AWAITING_RETRY, StateCreate, StateType, utcnow
 from skyrun.sdk.deploy import DeploymentError, deployment_create, schedules_for, upsert
 from skyrun.sdk.flows import Flow
-from skyrun.workers.base import ABORTED_EXIT_CODE, execute_command
+from skyrun.workers.base import execute_command
 
 # A run asked to cancel gets this long to stop by itself (its engine watches for
 # CANCELLING) before serve terminates its process.

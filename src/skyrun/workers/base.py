@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from skyrun.client.client import SkyrunClient
+from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
+from skyrun.jobs.types import EMPTY_TEMPLATE, default_job_template
 from skyrun.schemas.core import FlowRun
-from skyrun.workers.registry import EMPTY_TEMPLATE, default_job_template
 
-# `skyrun flow-run execute` exits with this code when the server refused to let it
-# start the run because another process is handling it (a claim that was lost and
-# taken over): the worker then leaves the run to its new owner instead of crashing it.
-ABORTED_EXIT_CODE = 75
+__all__ = ["ABORTED_EXIT_CODE", "BaseWorker", "InfrastructureError", "InfrastructureResult"]
 
 
 @dataclass(frozen=True)

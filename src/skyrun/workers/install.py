@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from skyrun._version import __version__
-from skyrun.workers import registry
+from skyrun.jobs import types as registry
 
 
 class InstallPolicy(enum.StrEnum):

@@ -17,14 +17,15 @@ from typing import Any
 
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectNotFound
+from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
+from skyrun.jobs.templates import JobTemplateError, prepare_job
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import Deployment
 from skyrun.schemas.orchestration import Decision
 from skyrun.schemas.states import TERMINAL_TYPES, StateCreate, StateType
 from skyrun.schemas.work_pools import ClaimedRun
 from skyrun.settings import Settings
-from skyrun.workers.base import ABORTED_EXIT_CODE, BaseWorker, InfrastructureResult
-from skyrun.workers.job_template import JobTemplateError, prepare_job
+from skyrun.workers.base import BaseWorker, InfrastructureResult
 from skyrun.workers.slots import RunTracker
 
 logger = logging.getLogger("skyrun.worker")

@@ -41,7 +41,7 @@ def _saved(pool: WorkPool, template_stored: bool) -> WorkPoolSaved:
     if template_stored:
         # Imported here, not at the top: it brings jsonschema, which the embedded
         # mode, running flows with no work pool, should not load.
-        from skyrun.workers.job_template import unused_variable_warnings
+        from skyrun.jobs.templates import unused_variable_warnings
 
         warnings = unused_variable_warnings(pool.base_job_template)
     return WorkPoolSaved(**pool.model_dump(), warnings=warnings)

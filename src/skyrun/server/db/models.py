@@ -57,7 +57,18 @@ class StateColumns:
     total_run_time: Mapped[float] = mapped_column(sa.Float, default=0.0)
 
 
-class FlowRun(StateColumns, Base):
+class FlowRunLiveness:
+    """Claims and heartbeats of a flow run (revision 0002: a mixin keeps them last, as
+    the migration added them)."""
+
+    # The key of the claim that made the run PENDING: a worker that retries a claim
+    # whose reply was lost gets the same runs back.
+    claim_key: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    # When the process executing the run last said it is alive (RUNNING runs).
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FlowRun(StateColumns, FlowRunLiveness, Base):
     __tablename__ = "flow_runs"
     __table_args__ = (
         sa.Index(
@@ -66,6 +77,7 @@ class FlowRun(StateColumns, Base):
         sa.Index("ix_flow_runs__flow_id__created", "flow_id", "created"),
         sa.Index("ix_flow_runs__created", "created"),
         sa.Index("ix_flow_runs__work_queue_id__state_type", "work_queue_id", "state_type"),
+        sa.Index("ix_flow_runs__worker_id__claim_key", "worker_id", "claim_key"),
         sa.UniqueConstraint("deployment_id", "idempotency_key"),
     )
     id: Mapped[uuid.UUID] = _id()
@@ -172,6 +184,18 @@ class ApiKey(Base):
     created: Mapped[datetime] = _created()
     last_used: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Space-separated scopes (read, write, admin, ...). Keys made before scopes
+    # existed could do everything, so the column's default keeps them able to.
+    scopes: Mapped[str] = mapped_column(sa.String(200), server_default="read write admin")
+
+
+class IdempotencyKey(Base):
+    """A request that must take effect once: a repeat with the same key gets `response`."""
+
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    response: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class WorkPool(Base):

@@ -31,9 +31,9 @@ def checked_template(template: dict[str, Any], pool_type: str) -> dict[str, Any]
     """The template to store: the type's default when empty, validated either way."""
     # Imported here, not at the top: they bring jsonschema (~3 MiB), which the
     # embedded mode, running flows with no work pool, should not carry.
-    from skyrun.workers.job_template import validate_base_job_template
-    from skyrun.workers.job_template_render import JobTemplateError
-    from skyrun.workers.registry import EMPTY_TEMPLATE, default_job_template
+    from skyrun.jobs.render import JobTemplateError
+    from skyrun.jobs.templates import validate_base_job_template
+    from skyrun.jobs.types import EMPTY_TEMPLATE, default_job_template
 
     if not template:
         template = default_job_template(pool_type) or dict(EMPTY_TEMPLATE)

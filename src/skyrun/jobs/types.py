@@ -18,7 +18,7 @@ WORKER_TYPES: dict[str, tuple[str, str, str | None]] = {
 
 # Default templates kept as data modules so the server never imports a worker's dependencies.
 _TEMPLATES: dict[str, tuple[str, str]] = {
-    "process": ("skyrun.workers.process_template", "PROCESS_JOB_TEMPLATE"),
+    "process": ("skyrun.jobs.process_template", "PROCESS_JOB_TEMPLATE"),
     "cloud-run": ("skyrun.integrations.gcp.job_template", "CLOUD_RUN_JOB_TEMPLATE"),
 }
 

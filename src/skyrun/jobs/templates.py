@@ -30,7 +30,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from skyrun.workers.job_template_render import (
+from skyrun.jobs.render import (
     JobTemplateError,
     SkyrunVariables,
     defaults_from_schema,

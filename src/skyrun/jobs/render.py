@@ -2,7 +2,7 @@
 
 Finds ``{{ name }}`` placeholders in arbitrary JSON, merges job variables, validates them
 against the template's ``variables`` schema and substitutes them.  Template validation and
-the public entry points live in :mod:`skyrun.workers.job_template`; import from there.
+the public entry points live in :mod:`skyrun.jobs.templates`; import from there.
 """
 
 from __future__ import annotations
