@@ -108,6 +108,12 @@ class Settings(BaseModel):
     server_auth_enabled: bool = Field(
         default=False, description="Require an API key on every request to the server."
     )
+    server_max_body_bytes: int = Field(
+        default=16 * 2**20,
+        ge=2**16,
+        le=2**31,
+        description="The largest request body the server reads, in bytes (larger: 413).",
+    )
     server_allow_insecure: bool = Field(
         default=False,
         description="Allow listening beyond loopback without auth (explicit, insecure).",

@@ -86,7 +86,8 @@ async def test_an_invalid_template_is_422_with_a_message_that_reads_once(
     )
     for response in (created, updated):
         assert response.status_code == 422, response.text
-        detail = response.json()["detail"]
+        [error] = response.json()["detail"]
+        detail = error["msg"]
         assert detail.startswith("invalid base job template: 2 problems:\n"), detail
         assert detail.count("invalid base job template") == 1, detail
         assert "job_configuration.command[1]: placeholder '{{ a }}'" in detail

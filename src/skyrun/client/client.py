@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from skyrun.client.base import BaseClient
 from skyrun.client.work import WorkClientMixin
-from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyScope
 from skyrun.schemas.artifacts import Artifact, ArtifactCreate
 from skyrun.schemas.core import (
     Batch,
@@ -136,14 +136,16 @@ class SkyrunClient(WorkClientMixin, BaseClient):
         self.request("DELETE", f"variables/{name}")
 
     # API keys
-    def create_api_key(self, name: str) -> ApiKeyCreated:
-        return self.post_model(ApiKeyCreated, "api_keys", ApiKeyCreate(name=name))
+    def create_api_key(self, name: str, scope: ApiKeyScope = ApiKeyScope.WRITE) -> ApiKeyCreated:
+        return self.post_model(ApiKeyCreated, "api_keys", ApiKeyCreate(name=name, scope=scope))
 
     def list_api_keys(self) -> list[ApiKey]:
         return _KEYS.validate_json(self.request("GET", "api_keys").content)
 
-    def revoke_api_key(self, name: str) -> ApiKey:
-        return ApiKey.model_validate_json(self.request("DELETE", f"api_keys/{name}").content)
+    def revoke_api_key(self, name_or_id: str, *, force: bool = False) -> ApiKey:
+        """Revoke a key by its name or full id; `force` to revoke the last admin key."""
+        response = self.request("DELETE", f"api_keys/{name_or_id}", params={"force": force})
+        return ApiKey.model_validate_json(response.content)
 
 
 _clients: dict[tuple[str | None, str | None, str], SkyrunClient] = {}

@@ -41,8 +41,14 @@ class EmbeddedTransport:
         )
         self._thread.start()
         self.database = Database(settings.resolved_database_url)
+        # No API keys in-process: whoever opens the database can do anything anyway,
+        # and this is how the first admin key of a server is made.
         self._app = create_app(
-            settings, database=self.database, run_services=False, work_routes_on_demand=True
+            settings,
+            database=self.database,
+            run_services=False,
+            work_routes_on_demand=True,
+            require_api_keys=False,
         )
         self._run(self.database.migrate())
         self._closed = False

@@ -9,23 +9,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from skyrun.schemas.limits import MAX_NAME_LENGTH, Description, JSONValue, fullmatch
+
 ArtifactType = Literal["markdown", "table", "link", "progress"]
-KEY_PATTERN = re.compile(r"^[a-z0-9-]+$")
+KEY_PATTERN = re.compile(r"[a-z0-9-]+")
 
 
 class ArtifactCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    key: str | None = Field(default=None, max_length=200)
+    key: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     type: ArtifactType
-    description: str | None = None
-    data: Any
+    description: Description | None = None
+    data: JSONValue
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
 
     @field_validator("key")
     @classmethod
     def _key_is_slug(cls, key: str | None) -> str | None:
-        if key is not None and not KEY_PATTERN.match(key):
+        if key is not None and not fullmatch(KEY_PATTERN, key):
             raise ValueError(
                 f"artifact key {key!r} may hold only lower-case letters, digits and dashes"
             )

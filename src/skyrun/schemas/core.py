@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skyrun.schemas.states import State, StateCreate, StateType, UTCTimestamp
+from skyrun.schemas.limits import (
+    MAX_LIST_OFFSET,
+    MAX_NAME_LENGTH,
+    Count,
+    JSONObject,
+    LogMessage,
+    Name,
+    Seconds,
+    Tags,
+)
+from skyrun.schemas.states import MAX_STATE_NAME_LENGTH, State, StateCreate, StateType, UTCTimestamp
 
 T = TypeVar("T")
 
@@ -19,8 +29,8 @@ class ORMModel(BaseModel):
 
 class FlowCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    tags: list[str] = Field(default_factory=list)
+    name: Name
+    tags: Tags = Field(default_factory=list)
 
 
 class Flow(ORMModel):
@@ -36,9 +46,9 @@ class FlowRunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flow_id: uuid.UUID
     id: uuid.UUID | None = None
-    name: str | None = Field(default=None, max_length=200)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
+    name: Name | None = None
+    parameters: JSONObject = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
     parent_flow_run_id: uuid.UUID | None = None
     parent_task_run_id: uuid.UUID | None = None
     state: StateCreate | None = None
@@ -76,18 +86,20 @@ class FlowRunFilter(BaseModel):
     """Which flow runs to list; every field narrows the result."""
 
     model_config = ConfigDict(extra="forbid")
-    flow_name: str | None = None
+    flow_name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     flow_id: uuid.UUID | None = None
     deployment_id: uuid.UUID | None = None
-    work_pool_name: str | None = None
-    state_type: list[StateType] | None = None
-    state_name: list[str] | None = None
+    work_pool_name: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    state_type: list[StateType] | None = Field(default=None, max_length=len(StateType))
+    state_name: list[Annotated[str, Field(max_length=MAX_STATE_NAME_LENGTH)]] | None = Field(
+        default=None, max_length=100
+    )
     parent_flow_run_id: uuid.UUID | None = None
     expected_start_before: UTCTimestamp | None = None
     expected_start_after: UTCTimestamp | None = None
     sort: str = Field(default="created_desc", pattern="^(created|expected_start_time)_(asc|desc)$")
     limit: int = Field(default=50, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_LIST_OFFSET)
 
 
 class TaskRunRecord(BaseModel):
@@ -96,14 +108,14 @@ class TaskRunRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: uuid.UUID
     flow_run_id: uuid.UUID
-    name: str
-    task_key: str
-    tags: list[str] = Field(default_factory=list)
-    run_count: int = 0
+    name: Name
+    task_key: str = Field(min_length=1, max_length=300)
+    tags: Tags = Field(default_factory=list)
+    run_count: Count = 0
     start_time: UTCTimestamp | None = None
     end_time: UTCTimestamp | None = None
-    total_run_time: float = 0.0
-    states: list[State] = Field(min_length=1)
+    total_run_time: Seconds = 0.0
+    states: list[State] = Field(min_length=1, max_length=10_000)
 
 
 class TaskRun(ORMModel):
@@ -125,9 +137,9 @@ class LogCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=MAX_NAME_LENGTH)
     level: int = Field(ge=0, le=100)
-    message: str
+    message: LogMessage
     timestamp: UTCTimestamp
 
 

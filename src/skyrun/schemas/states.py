@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+
+from skyrun.schemas.limits import JSONObject, Message
 
 
 class StateType(enum.StrEnum):
@@ -47,6 +49,8 @@ AWAITING_RETRY = "AwaitingRetry"
 RETRYING = "Retrying"
 SUBMITTING = "Submitting"
 TIMED_OUT = "TimedOut"
+# A state's name is stored in a VARCHAR(50).
+MAX_STATE_NAME_LENGTH = 50
 
 
 def utcnow() -> datetime:
@@ -78,14 +82,14 @@ class StateCreate(BaseModel):
     """A proposed state: what a client asks a run to move to."""
 
     type: StateType
-    name: str | None = None
-    message: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_STATE_NAME_LENGTH)
+    message: Message | None = None
     timestamp: UTCTimestamp | None = None
     scheduled_time: UTCTimestamp | None = Field(
         default=None,
         description="For SCHEDULED states: when the run is due (UTC if no time zone is given).",
     )
-    data: dict[str, Any] | None = None
+    data: JSONObject | None = None
 
 
 class State(BaseModel):
@@ -93,11 +97,11 @@ class State(BaseModel):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: StateType
-    name: str
-    message: str | None = None
+    name: str = Field(min_length=1, max_length=MAX_STATE_NAME_LENGTH)
+    message: Message | None = None
     timestamp: UTCTimestamp = Field(default_factory=utcnow)
     scheduled_time: UTCTimestamp | None = None
-    data: dict[str, Any] | None = None
+    data: JSONObject | None = None
 
     @property
     def is_final(self) -> bool:

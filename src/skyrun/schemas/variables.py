@@ -9,13 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_\-]+$")
+from skyrun.schemas.limits import MAX_NAME_LENGTH, JSONValue, Tags, fullmatch
+
+NAME_PATTERN = re.compile(r"[a-z0-9_\-]+")
 
 
 class VariableSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value: Any
-    tags: list[str] = Field(default_factory=list)
+    value: JSONValue
+    tags: Tags = Field(default_factory=list)
 
 
 class Variable(BaseModel):
@@ -30,7 +32,9 @@ class Variable(BaseModel):
 
 def check_variable_name(name: str) -> str:
     """Variable names are lower-case slugs so templates can reference them."""
-    if not NAME_PATTERN.match(name) or len(name) > 200:
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"variable name may be at most {MAX_NAME_LENGTH} characters long")
+    if not fullmatch(NAME_PATTERN, name):
         raise ValueError(
             f"variable name {name!r} may hold only lower-case letters, digits, '_' and '-'"
         )

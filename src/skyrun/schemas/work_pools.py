@@ -10,11 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+from skyrun.schemas.limits import fullmatch
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def _check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
+    if not fullmatch(NAME_RE, value):
         raise ValueError(
             f"{what} name {value!r} must start with a letter or digit and hold only "
             "letters, digits, '.', '_' and '-'"

@@ -7,18 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skyrun._version import __version__
 from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
-from skyrun.server.api.deps import EXTRA_SCHEMAS
-from skyrun.server.auth import ApiKeyAuth
+from skyrun.server.api.deps import EXTRA_SCHEMAS, ApiRoute
+from skyrun.server.auth import OPEN_PATHS, ApiKeyAuth
+from skyrun.server.body_limit import BodyLimit
 from skyrun.server.db.engine import Database
-from skyrun.server.errors import SkyrunServerError
+from skyrun.server.http_errors import add_error_handlers, document_errors
 from skyrun.server.notify import RunNotifier
 from skyrun.server.services.loops import Service, start_services, stop_services
 from skyrun.settings import Settings
@@ -50,6 +49,7 @@ def create_app(
     database: Database | None = None,
     run_services: bool = True,
     work_routes_on_demand: bool = False,
+    require_api_keys: bool | None = None,
 ) -> FastAPI:
     """Build the application.
 
@@ -60,6 +60,9 @@ def create_app(
             with the app; the embedded mode runs none.
         work_routes_on_demand: add the work routers on the first request for
             their paths instead of now (the embedded mode); the API is the same.
+        require_api_keys: check API keys and their scopes; default
+            `settings.server_auth_enabled`. The embedded mode checks none: a
+            process that opens the database itself can do anything anyway.
     """
     db = database or Database(settings.resolved_database_url)
 
@@ -84,7 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.notifier = RunNotifier()
 
-    api = APIRouter(prefix="/api")
+    api = APIRouter(prefix="/api", route_class=ApiRoute)
 
     @api.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
@@ -110,27 +113,18 @@ def create_app(
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, extra in EXTRA_SCHEMAS.items():
                 components.setdefault(name, extra)
+            document_errors(schema, open_paths=OPEN_PATHS)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    if settings.server_auth_enabled:
-        app.middleware("http")(ApiKeyAuth(db))
-
-    @app.exception_handler(SkyrunServerError)
-    async def domain_error(_: Request, exc: SkyrunServerError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
-
-    @app.exception_handler(IntegrityError)
-    async def integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": "the request conflicts with existing data (a duplicate name or a missing reference)"
-            },
-            status_code=409,
-        )
-
+    if settings.server_auth_enabled if require_api_keys is None else require_api_keys:
+        app.state.api_key_auth = ApiKeyAuth(db)
+        app.middleware("http")(app.state.api_key_auth)
+    # Added last, so it is the outermost: a body is counted before anything reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.server_max_body_bytes)
+    add_error_handlers(app)
     return app
 
 

@@ -1,30 +1,46 @@
-"""Bearer API-key authentication for the API, when enabled."""
+"""Bearer API-key authentication and scopes for the API, when enabled."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
+from skyrun.schemas.api_keys import ApiKey, ApiKeyScope, highest_scope
 from skyrun.server.db import api_keys
 from skyrun.server.db.engine import Database
 
 OPEN_PATHS = frozenset({"/api/health", "/api/docs", "/api/openapi.json", "/api/version"})
-_CACHE_SECONDS = 5.0
+# How long a verified key is trusted without a lookup. A key revoked through this
+# server is forgotten at once; another replica notices within this time.
+CACHE_SECONDS = 5.0
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POST routes that only read (a filter too large for a query string).
+_READ_ONLY_POST_SUFFIXES = ("/filter",)
+
+
+def required_scope(method: str, path: str) -> ApiKeyScope:
+    """The scope a request needs: admin for API keys, read to read, write for the rest."""
+    if path == "/api/api_keys" or path.startswith("/api/api_keys/"):
+        return ApiKeyScope.ADMIN
+    if method in _READ_METHODS or (method == "POST" and path.endswith(_READ_ONLY_POST_SUFFIXES)):
+        return ApiKeyScope.READ
+    return ApiKeyScope.WRITE
 
 
 class ApiKeyAuth:
-    """Checks `Authorization: Bearer <key>` on every /api request but the open ones.
+    """Checks `Authorization: Bearer <key>` and its scope on every /api request but the open ones.
 
-    Verified keys are remembered for a few seconds so a busy worker does not
-    cost a key lookup per request; a revoked key stops working within that time.
+    Verified keys are remembered for CACHE_SECONDS so a busy worker does not cost
+    a key lookup per request.
     """
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._verified: dict[str, float] = {}
+        self._verified: dict[str, tuple[float, ApiKey]] = {}
 
     async def __call__(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -35,30 +51,48 @@ class ApiKeyAuth:
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
-            return _unauthorized(
-                "this server requires an API key: send 'Authorization: Bearer <key>' (set SKYRUN_API_KEY)"
+            return _error(
+                401,
+                "this server requires an API key: send 'Authorization: Bearer <key>' "
+                "(set SKYRUN_API_KEY)",
             )
-        if not await self._is_valid(presented.strip()):
-            return _unauthorized(
-                "the API key is invalid or revoked; create one with 'skyrun api-key create NAME'"
+        key = await self._verify(presented.strip())
+        if key is None:
+            return _error(
+                401,
+                "the API key is invalid or revoked; an admin creates one with "
+                "'skyrun api-key create NAME'",
+            )
+        needed = required_scope(request.method, path)
+        if needed.value not in key.scopes:
+            return _error(
+                403,
+                f"API key {key.name!r} has scope {highest_scope(key.scopes)!r}; "
+                f"{request.method} {path} needs {needed.value!r} "
+                f"(create a key with 'skyrun api-key create NAME --scope {needed.value}')",
             )
         return await call_next(request)
 
-    async def _is_valid(self, presented: str) -> bool:
+    async def _verify(self, presented: str) -> ApiKey | None:
         now = time.monotonic()
-        expires = self._verified.get(presented)
-        if expires is not None and expires > now:
-            return True
+        cached = self._verified.get(presented)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         async with self.database.session() as session, session.begin():
             key = await api_keys.verify_api_key(session, presented)
         if key is None:
             self._verified.pop(presented, None)
-            return False
-        self._verified[presented] = now + _CACHE_SECONDS
-        return True
+            return None
+        self._verified[presented] = (now + CACHE_SECONDS, key)
+        return key
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Stop trusting a key now (it was just revoked)."""
+        for presented, (_, key) in list(self._verified.items()):
+            if key.id == key_id:
+                del self._verified[presented]
 
 
-def _unauthorized(message: str) -> Response:
-    return JSONResponse(
-        {"detail": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-    )
+def _error(status_code: int, message: str) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+    return JSONResponse({"detail": message}, status_code=status_code, headers=headers)

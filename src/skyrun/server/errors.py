@@ -24,4 +24,15 @@ class Conflict(SkyrunServerError):
 
 
 class Invalid(SkyrunServerError):
+    """Input the rules refuse; answered as a 422 like any validation error.
+
+    Args:
+        message: what is wrong and how to fix it.
+        loc: where, as in a validation error (e.g. ("body", "schedules", 0)), if known.
+    """
+
     status_code = 422
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 
 from skyrun.schemas.artifacts import Artifact, ArtifactCreate
 from skyrun.schemas.core import Page
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import ApiRoute, Offset, transaction
 from skyrun.server.db import artifacts, flow_runs
 
-router = APIRouter(prefix="/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/artifacts", tags=["artifacts"], route_class=ApiRoute)
 
 
 @router.post("", response_model=Artifact, status_code=201)
@@ -30,7 +30,7 @@ async def list_artifacts(
     task_run_id: uuid.UUID | None = None,
     latest_only: bool = False,
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> Page[Artifact]:
     async with transaction(request) as session:
         items, count = await artifacts.list_artifacts(

@@ -13,10 +13,10 @@ from skyrun.schemas.deployments import (
     DeploymentRunCreate,
     DeploymentUpdate,
 )
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import ApiRoute, Offset, transaction
 from skyrun.server.db import deployments, flow_runs
 
-router = APIRouter(prefix="/deployments", tags=["deployments"])
+router = APIRouter(prefix="/deployments", tags=["deployments"], route_class=ApiRoute)
 
 
 @router.post("", response_model=Deployment)
@@ -32,7 +32,7 @@ async def list_deployments(
     flow_name: str | None = None,
     work_pool_name: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> Page[Deployment]:
     async with transaction(request) as session:
         items, count = await deployments.list_deployments(

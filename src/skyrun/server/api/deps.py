@@ -1,25 +1,80 @@
-"""What every route needs: the database, and a transaction that commits on success."""
+"""What every route needs: strict JSON bodies, bounded query values, the database, a transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from skyrun.schemas.limits import MAX_LIST_OFFSET, check_json_value
 from skyrun.server.db.engine import Database
 
 M = TypeVar("M", bound=BaseModel)
+
+# Query values, bounded to what the database can compare against (a 64-bit integer).
+Offset = Annotated[int, Query(ge=0, le=MAX_LIST_OFFSET, description="Items to skip.")]
+MAX_ROW_ID = 2**63 - 1
+
+
+def decode_json(body: bytes) -> Any:
+    """A request body as the API accepts JSON: UTF-8, finite numbers, not nested too deeply.
+
+    Python's decoder alone takes `NaN`, `Infinity` and `1e400` (read as infinity),
+    which no JSON column can store faithfully.
+
+    Raises:
+        json.JSONDecodeError: FastAPI answers it as a 422 at ("body", position).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError(
+            f"the body is not UTF-8 text (byte {exc.start} is {body[exc.start : exc.start + 1]!r})",
+            "",
+            exc.start,
+        ) from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("the JSON is nested too deeply", text, 0) from None
+    try:
+        return check_json_value(value)
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+
+
+class _StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = decode_json(await self.body())
+        return self._json
+
+
+class ApiRoute(APIRoute):
+    """Every API route: its JSON body is decoded by decode_json (routers set route_class)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
 
 
 async def parse_json_body(request: Request, model: type[M]) -> M:
     """Validate the raw body in pydantic-core's JSON mode (for large, hot bodies).
 
-    Errors come back as FastAPI's usual 422 with each field's location.
+    Its decoder refuses invalid UTF-8 and deep nesting itself; the model's types
+    refuse NaN and infinities (schemas/limits.py). Errors come back as the usual
+    422 with each field's location.
     """
     try:
         return model.model_validate_json(await request.body())

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from skyrun.schemas.core import FlowRun, FlowRunCreate, FlowRunFilter, Page
 from skyrun.schemas.orchestration import SetStateRequest, SetStateResponse
 from skyrun.schemas.states import State, StateType
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import ApiRoute, transaction
 from skyrun.server.db import flow_runs
 
-router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
+router = APIRouter(prefix="/flow_runs", tags=["flow runs"], route_class=ApiRoute)
 
 
 class InfrastructureUpdate(BaseModel):

@@ -7,10 +7,10 @@ import uuid
 from fastapi import APIRouter, Query, Request
 
 from skyrun.schemas.core import Flow, FlowCreate, Page
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import ApiRoute, Offset, transaction
 from skyrun.server.db import flows
 
-router = APIRouter(prefix="/flows", tags=["flows"])
+router = APIRouter(prefix="/flows", tags=["flows"], route_class=ApiRoute)
 
 
 @router.post("", response_model=Flow)
@@ -21,7 +21,7 @@ async def create_flow(request: Request, body: FlowCreate) -> Flow:
 
 @router.get("", response_model=Page[Flow])
 async def list_flows(
-    request: Request, limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)
+    request: Request, limit: int = Query(50, ge=1, le=1000), offset: Offset = 0
 ) -> Page[Flow]:
     async with transaction(request) as session:
         rows, count = await flows.list_flows(session, limit, offset)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from skyrun.schemas.core import Batch, Log, LogCreate, Page, TaskRun
-from skyrun.server.api.deps import body_schema, parse_json_body, transaction
+from skyrun.server.api.deps import (
+    MAX_ROW_ID,
+    ApiRoute,
+    Offset,
+    body_schema,
+    parse_json_body,
+    transaction,
+)
 from skyrun.server.db import flow_runs, logs, task_runs
 
-router = APIRouter(tags=["task runs and logs"])
+router = APIRouter(tags=["task runs and logs"], route_class=ApiRoute)
 
 
 @router.post("/batch", openapi_extra=body_schema(Batch))
@@ -31,7 +39,7 @@ async def list_task_runs(
     request: Request,
     flow_run_id: uuid.UUID | None = None,
     limit: int = Query(200, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> Page[TaskRun]:
     async with transaction(request) as session:
         items, count = await task_runs.list_task_runs(session, flow_run_id, limit, offset)
@@ -65,8 +73,8 @@ async def read_logs(
     request: Request,
     flow_run_id: uuid.UUID | None = None,
     task_run_id: uuid.UUID | None = None,
-    after_id: int | None = None,
-    min_level: int = Query(0, ge=0),
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID)] = None,
+    min_level: int = Query(0, ge=0, le=100),
     limit: int = Query(200, ge=1, le=1000),
 ) -> list[Log]:
     async with transaction(request) as session:

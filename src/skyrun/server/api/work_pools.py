@@ -7,7 +7,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.core import FlowRun, FlowRunFilter
@@ -26,13 +26,15 @@ from skyrun.schemas.work_pools import (
     WorkQueueCreate,
     WorkQueueUpdate,
 )
-from skyrun.server.api.deps import transaction
+from skyrun.server.api.deps import ApiRoute, transaction
 from skyrun.server.db import claims, deployments, flow_runs, work_pools
 from skyrun.server.db.models import WorkPool as WorkPoolRow
 from skyrun.server.notify import RunNotifier
 
-router = APIRouter(prefix="/work_pools", tags=["work pools"])
+router = APIRouter(prefix="/work_pools", tags=["work pools"], route_class=ApiRoute)
 _DB_RECHECK_SECONDS = 0.5
+# Ten years ahead: far enough for any preview, near enough for date arithmetic.
+MAX_PREVIEW_HOURS = 10 * 366 * 24
 
 
 def _saved(pool: WorkPool, template_stored: bool) -> WorkPoolSaved:
@@ -204,7 +206,10 @@ async def _claimed(
 
 @router.get("/{name}/scheduled_runs", response_model=list[FlowRun])
 async def preview_scheduled_runs(
-    request: Request, name: str, hours: float = 24.0, limit: int = 50
+    request: Request,
+    name: str,
+    hours: float = Query(24.0, gt=0, le=MAX_PREVIEW_HOURS, allow_inf_nan=False),
+    limit: int = Query(50, ge=1, le=1000),
 ) -> list[FlowRun]:
     """Runs of this pool that are scheduled within the next `hours`."""
     until: datetime = utcnow() + timedelta(hours=hours)
@@ -217,7 +222,7 @@ async def preview_scheduled_runs(
                 state_type=[StateType.SCHEDULED],
                 expected_start_before=until,
                 sort="expected_start_time_asc",
-                limit=min(max(limit, 1), 1000),
+                limit=limit,
             ),
         )
     return items
