@@ -6,11 +6,26 @@ import enum
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from skyrun.schemas.limits import fullmatch
+from skyrun.schemas.limits import (
+    MAX_INT32,
+    MAX_TAGS,
+    Description,
+    JSONObject,
+    Name,
+    PositiveSeconds,
+    fullmatch,
+)
+
+# A worker that heartbeats less often than daily, or a lease longer than a week, is a
+# mistake; larger values would also overflow the date arithmetic of housekeeping.
+MAX_HEARTBEAT_INTERVAL = 24 * 3600.0
+MAX_LEASE_SECONDS = 7 * 24 * 3600.0
+Limit = Annotated[int, Field(ge=0, le=MAX_INT32)]
+Priority = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
@@ -37,11 +52,11 @@ class WorkerStatus(enum.StrEnum):
 
 class WorkPoolCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    type: str = Field(min_length=1, max_length=50)
-    description: str | None = None
-    base_job_template: dict[str, Any] = Field(default_factory=dict)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    name: Name
+    type: Annotated[str, Field(min_length=1, max_length=50)]
+    description: Description | None = None
+    base_job_template: JSONObject = Field(default_factory=dict)
+    concurrency_limit: Limit | None = None
     is_paused: bool = False
 
     @field_validator("name")
@@ -51,11 +66,24 @@ class WorkPoolCreate(BaseModel):
 
 
 class WorkPoolUpdate(BaseModel):
+    """What to change; a field left out stays as it is (a null concurrency_limit removes it)."""
+
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
-    base_job_template: dict[str, Any] | None = None
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    description: Description | None = None
+    base_job_template: JSONObject | None = None
+    concurrency_limit: Limit | None = None
     is_paused: bool | None = None
+
+    @field_validator("base_job_template")
+    @classmethod
+    def _not_null(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        # Called only for a value that was sent: leaving the field out keeps the template.
+        if value is None:
+            raise ValueError(
+                "a work pool's base_job_template cannot be null: leave it out to keep the "
+                "current one, or send {} for none"
+            )
+        return value
 
 
 class WorkPool(BaseModel):
@@ -86,10 +114,10 @@ class WorkPoolSaved(WorkPool):
 
 class WorkQueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = None
-    priority: int = Field(default=1, ge=1)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    name: Name
+    description: Description | None = None
+    priority: Priority = 1
+    concurrency_limit: Limit | None = None
     is_paused: bool = False
 
     @field_validator("name")
@@ -100,9 +128,9 @@ class WorkQueueCreate(BaseModel):
 
 class WorkQueueUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
-    priority: int | None = Field(default=None, ge=1)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    description: Description | None = None
+    priority: Priority | None = None
+    concurrency_limit: Limit | None = None
     is_paused: bool | None = None
 
 
@@ -121,8 +149,10 @@ class WorkQueue(BaseModel):
 
 class WorkerHeartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    heartbeat_interval: float = Field(default=10.0, gt=0)
+    name: Name
+    heartbeat_interval: float = Field(
+        default=10.0, gt=0, le=MAX_HEARTBEAT_INTERVAL, allow_inf_nan=False
+    )
 
 
 class Worker(BaseModel):
@@ -139,11 +169,11 @@ class ClaimRequest(BaseModel):
     """A worker asks for due runs; the server waits up to `wait_seconds` for one."""
 
     model_config = ConfigDict(extra="forbid")
-    worker_name: str = Field(min_length=1, max_length=200)
-    work_queue_names: list[str] = Field(default_factory=list)
+    worker_name: Name
+    work_queue_names: list[Name] = Field(default_factory=list, max_length=MAX_TAGS)
     limit: int = Field(default=1, ge=0, le=100)
-    wait_seconds: float = Field(default=0.0, ge=0, le=60)
-    lease_seconds: float | None = Field(default=None, gt=0)
+    wait_seconds: float = Field(default=0.0, ge=0, le=60, allow_inf_nan=False)
+    lease_seconds: PositiveSeconds | None = Field(default=None, le=MAX_LEASE_SECONDS)
 
 
 class ClaimedRun(BaseModel):
