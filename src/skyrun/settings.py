@@ -15,9 +15,9 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "SKYRUN_"
 
@@ -45,17 +45,43 @@ def read_profile() -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def write_profile(values: dict[str, str]) -> Path:
-    path = profile_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+class SettingsError(ValueError):
+    """A setting's value is not of its kind; the message names it and where it came from."""
+
+
+def ensure_private_dir(path: Path, setting: str = "SKYRUN_HOME") -> Path:
+    """`path` as a directory, created readable by its owner only (0700) if missing.
+
+    Raises:
+        SettingsError: it cannot be created; the message names `setting`.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot create the directory {path} ({exc.strerror or exc}); "
+            f"set {setting} to a directory you can write"
+        ) from None
     return path
 
 
-class SettingsError(ValueError):
-    """A setting's value is not of its kind; the message names it and where it came from."""
+def write_profile(values: dict[str, str]) -> Path:
+    """Write the profile atomically, readable by its owner only: it may hold the API key."""
+    path = profile_path()
+    ensure_private_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(file.fileno(), 0o600)  # in case an older .tmp was left behind
+            file.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot write {path} ({exc.strerror or exc}); set SKYRUN_HOME to a directory "
+            "you can write"
+        ) from None
+    return path
 
 
 def _from_environment_and_profile(
@@ -87,24 +113,62 @@ def _describe(exc: ValidationError, values: dict[str, Any], sources: dict[str, s
     return "invalid setting " + "; ".join(problems)
 
 
+LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DAY = 24 * 3600.0
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        raise ValueError(
+            "must be an http:// or https:// URL of a skyrun API, such as http://127.0.0.1:4200/api"
+        )
+    return value
+
+
+def _database_url(value: str | None) -> str | None:
+    if value is not None and "://" not in value:
+        raise ValueError(
+            "must be a SQLAlchemy URL such as postgresql+asyncpg://user@host/db or "
+            "sqlite+aiosqlite:///path/to/skyrun.db"
+        )
+    return value
+
+
+def _logging_level(value: str) -> str:
+    if value.upper() not in LOGGING_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOGGING_LEVELS)}")
+    return value.upper()
+
+
+def _seconds(default: float, *, high: float, allow_zero: bool = False) -> Any:
+    """A field of seconds (or days): finite, above 0 (or 0 too) and at most `high`."""
+    if allow_zero:
+        return Field(default=default, ge=0, le=high, allow_inf_nan=False)
+    return Field(default=default, gt=0, le=high, allow_inf_nan=False)
+
+
 class Settings(BaseModel):
-    """skyrun's configuration. Each field is read from SKYRUN_<FIELD NAME>."""
+    """skyrun's configuration. Each field is read from SKYRUN_<FIELD NAME>.
+
+    Every value is checked when settings load: a bad one is a SettingsError naming
+    its variable, its value and where it came from.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     home: Path = Field(default_factory=home_dir, description="Where skyrun keeps its files.")
-    api_url: str | None = Field(
+    api_url: Annotated[str | None, AfterValidator(_http_url)] = Field(
         default=None,
         description="A skyrun server's API, e.g. http://127.0.0.1:4200/api. "
         "Unset: flows record to the embedded SQLite database under SKYRUN_HOME.",
     )
     api_key: str | None = Field(default=None, description="Sent as a bearer token to api_url.")
-    database_url: str | None = Field(
+    database_url: Annotated[str | None, AfterValidator(_database_url)] = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///$SKYRUN_HOME/skyrun.db.",
     )
-    server_host: str = "127.0.0.1"
-    server_port: int = 4200
+    server_host: str = Field(default="127.0.0.1", min_length=1)
+    server_port: int = Field(default=4200, ge=1, le=65535)
     server_auth_enabled: bool = Field(
         default=False, description="Require an API key on every request to the server."
     )
@@ -121,22 +185,28 @@ class Settings(BaseModel):
     encryption_key: str | None = Field(
         default=None, description="Fernet key for block secrets; generated on first use if unset."
     )
-    logging_level: str = "INFO"
-    flush_interval: float = Field(
-        default=0.5, description="Seconds between background flushes of task runs and logs."
+    logging_level: Annotated[str, AfterValidator(_logging_level)] = Field(
+        default="INFO", description=f"One of {', '.join(LOGGING_LEVELS)}."
     )
-    client_timeout: float = 30.0
-    client_retries: int = 3
+    flush_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds between background flushes of task runs and logs.",
+    )
+    client_timeout: float = _seconds(30.0, high=_DAY)
+    client_retries: int = Field(default=3, ge=0, le=100)
     # Services (intervals in seconds).
-    scheduler_interval: float = 10.0
-    housekeeping_interval: float = 5.0
-    scheduler_horizon_runs: int = 100
-    scheduler_horizon_days: float = 100.0
-    late_after_seconds: float = 15.0
-    worker_heartbeat_interval: float = 10.0
-    worker_offline_after_missed: int = 3
-    cancelling_timeout_seconds: float = 120.0
-    claim_lease_seconds: float = 60.0
+    scheduler_interval: float = _seconds(10.0, high=_DAY)
+    housekeeping_interval: float = _seconds(5.0, high=_DAY)
+    scheduler_horizon_runs: int = Field(default=100, ge=1, le=10_000)
+    scheduler_horizon_days: float = _seconds(100.0, high=3660)
+    late_after_seconds: float = _seconds(15.0, high=7 * _DAY, allow_zero=True)
+    worker_heartbeat_interval: float = _seconds(10.0, high=_DAY)
+    worker_offline_after_missed: int = Field(default=3, ge=1, le=1000)
+    cancelling_timeout_seconds: float = _seconds(120.0, high=7 * _DAY)
+    claim_lease_seconds: float = _seconds(60.0, high=7 * _DAY)
 
     def __init__(self, **values: Any) -> None:
         found, sources = _from_environment_and_profile(type(self).model_fields)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -51,11 +51,15 @@ def check_setting_value(name: str, value: str) -> None:
     """Refuse a value the setting could not load, before it breaks every later command."""
     if value == "":
         raise CLIError(f"{name} needs a value; to remove it use 'skyrun config unset {name}'")
-    annotation = Settings.model_fields[name[len(ENV_PREFIX) :].lower()].annotation
-    if annotation is None:  # an untyped setting takes any text
+    field = Settings.model_fields[name[len(ENV_PREFIX) :].lower()]
+    if field.annotation is None:  # an untyped setting takes any text
         return
+    # With the field's metadata: its bounds and checks (a port is 1-65535), not just its type.
+    checked: Any = (
+        Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    )
     try:
-        TypeAdapter(annotation).validate_python(value)
+        TypeAdapter(checked).validate_python(value)
     except ValidationError as exc:
         raise CLIError(f"{name}={value!r} is invalid: {exc.errors()[0]['msg']}") from None
 

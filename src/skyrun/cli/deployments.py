@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from skyrun.cli.errors import CLIError
-from skyrun.cli.flow_runs import LOG_PAGE, describe_state, format_log, has_settled
+from skyrun.cli.follow import describe_state, follow_flow_run
 from skyrun.cli.output import (
     LimitOption,
     OutputFormat,
@@ -22,12 +20,11 @@ from skyrun.cli.output import (
     print_json,
     print_table,
 )
-from skyrun.cli.variables import parse_value
 from skyrun.cli.work_pools import parse_assignment
 from skyrun.client.errors import ObjectNotFound
-from skyrun.schemas.core import Log
 from skyrun.schemas.deployments import Deployment, DeploymentRunCreate, DeploymentUpdate
-from skyrun.schemas.states import State, StateType, utcnow
+from skyrun.schemas.states import StateType, utcnow
+from skyrun.values import parse_value
 
 if TYPE_CHECKING:
     from skyrun.client.client import SkyrunClient
@@ -35,8 +32,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="List, inspect, run, pause, resume and delete deployments.", no_args_is_help=True
 )
-
-WATCH_POLL_SECONDS = 0.5
 
 DeploymentArgument = Annotated[
     str,
@@ -166,8 +161,14 @@ def inspect(reference: DeploymentArgument, output: OutputOption = OutputFormat.t
     )
 
 
-def parse_parameters(params_json: str | None, params: list[str]) -> dict[str, Any]:
-    """--params (a JSON object), then each --param NAME=VALUE over it."""
+def parse_parameters(
+    params_json: str | None, params: list[str], schema: dict[str, Any]
+) -> dict[str, Any]:
+    """--params (a JSON object), then each --param NAME=VALUE over it.
+
+    A --param VALUE is read by the deployment's parameter schema (skyrun.values):
+    text for a str parameter, else JSON when it parses.
+    """
     merged: dict[str, Any] = {}
     if params_json is not None:
         try:
@@ -179,10 +180,17 @@ def parse_parameters(params_json: str | None, params: list[str]) -> dict[str, An
                 f"--params must be a JSON object such as '{{\"n\": 3}}', not {params_json!r}"
             )
         merged.update(given)
+    properties = _properties(schema)
     for item in params:
         name, value = parse_assignment(item, "--param")
-        merged[name] = parse_value(value)
+        merged[name] = parse_value(value, properties.get(name))
     return merged
+
+
+def _properties(schema: Any) -> dict[str, Any]:
+    """A JSON schema's `properties`, or {} when it has none (or is not a schema)."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return properties if isinstance(properties, dict) else {}
 
 
 @app.command()
@@ -236,15 +244,13 @@ def run(
         raise CLIError(f"--watch-timeout must be more than 0 seconds, not {watch_timeout:g}")
     if watch and output == OutputFormat.json:
         raise CLIError("--watch prints a stream of lines; it cannot be combined with -o json")
-    parameters = parse_parameters(params, param or [])
-    job_variables = {
-        name: parse_value(value)
-        for name, value in (parse_assignment(item, "--job-variable") for item in job_variable or [])
-    }
+    job_variable_texts = [parse_assignment(item, "--job-variable") for item in job_variable or []]
     api = client()
     deployment = read_deployment(api, reference)
-    if job_variables:
-        check_job_variables(api, deployment, job_variables)
+    parameters = parse_parameters(params, param or [], deployment.parameter_openapi_schema)
+    job_variables = (
+        read_job_variables(api, deployment, job_variable_texts) if job_variable_texts else {}
+    )
     scheduled_time = utcnow() + timedelta(seconds=start_in) if start_in else None
     flow_run = api.create_deployment_run(
         deployment.id,
@@ -271,17 +277,19 @@ def run(
     if not watch:
         typer.echo(f"Follow it with: skyrun flow-run logs {flow_run.id} --follow")
         return
-    final = watch_flow_run(api, flow_run.id, watch_timeout)
+    final = follow_flow_run(api, flow_run.id, with_states=True, timeout=watch_timeout)
+    assert final is not None  # a run that has ended has a state
     if final.type is not StateType.COMPLETED:
         reason = f": {final.message}" if final.message else ""
         raise CLIError(f"flow run {flow_run.name!r} ended {describe_state(final)}{reason}")
     typer.echo(f"Flow run {flow_run.name!r} COMPLETED.")
 
 
-def check_job_variables(
-    api: SkyrunClient, deployment: Deployment, job_variables: dict[str, Any]
-) -> None:
-    """Refuse job variables the deployment's work pool would ignore or reject."""
+def read_job_variables(
+    api: SkyrunClient, deployment: Deployment, texts: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """--job-variable NAME=VALUE pairs read by the pool's variable schemas and checked
+    against them: a CLIError for variables the pool would ignore or reject."""
     # Imported here: it loads the SDK's deploy module and jsonschema.
     from skyrun.sdk.deploy import job_variable_problems
 
@@ -291,65 +299,12 @@ def check_job_variables(
             "has nothing to apply to (a served deployment runs in the serving process)"
         )
     pool = api.read_work_pool(deployment.work_pool_name)
+    properties = _properties(pool.base_job_template.get("variables"))
+    job_variables = {name: parse_value(text, properties.get(name)) for name, text in texts}
     problems = job_variable_problems(pool.base_job_template, job_variables)
     if problems:
         raise CLIError(f"work pool {pool.name!r}: {'; '.join(problems)}")
-
-
-def _state_line(state: State) -> str:
-    timestamp = state.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    message = f" ({state.message})" if state.message else ""
-    return f"{timestamp} | STATE    | {describe_state(state)}{message}"
-
-
-def _new_logs(api: SkyrunClient, run_id: uuid.UUID, after_id: int | None) -> list[Log]:
-    logs: list[Log] = []
-    while True:
-        page = api.read_logs(run_id, after_id=after_id, limit=LOG_PAGE)
-        logs.extend(page)
-        if len(page) < LOG_PAGE:
-            return logs
-        after_id = page[-1].id
-
-
-def watch_flow_run(api: SkyrunClient, run_id: uuid.UUID, timeout: float | None) -> State:
-    """Print the run's state changes and new log lines, in time order, until it ends.
-
-    Returns:
-        The run's final state.
-
-    Raises:
-        CLIError: `timeout` seconds passed before the run ended.
-    """
-    deadline = time.monotonic() + timeout if timeout is not None else None
-    printed_states: set[uuid.UUID] = set()
-    last_log_id: int | None = None
-    ended_seen_at: float | None = None
-    while True:
-        # The run first, then its history and logs: once the run has settled, an
-        # empty read of the logs means every line it wrote has been printed.
-        flow_run = api.read_flow_run(run_id)
-        if ended_seen_at is None and flow_run.state is not None and flow_run.state.is_final:
-            ended_seen_at = time.monotonic()
-        settled = has_settled(flow_run, ended_seen_at)
-        states = [s for s in api.read_flow_run_states(run_id) if s.id not in printed_states]
-        logs = _new_logs(api, run_id, last_log_id)
-        lines = [(s.timestamp, _state_line(s)) for s in states]
-        lines += [(log.timestamp, format_log(log)) for log in logs]
-        for _, line in sorted(lines, key=lambda item: item[0]):
-            typer.echo(line)
-        printed_states.update(s.id for s in states)
-        if settled and not logs and flow_run.state is not None:
-            return flow_run.state
-        if logs:
-            last_log_id = logs[-1].id
-        if deadline is not None and time.monotonic() >= deadline and ended_seen_at is None:
-            raise CLIError(
-                f"stopped watching flow run {flow_run.name!r} after {timeout:g}s; it is still "
-                f"{describe_state(flow_run.state)} "
-                f"(follow it with: skyrun flow-run logs {run_id} --follow)"
-            )
-        time.sleep(WATCH_POLL_SECONDS)
+    return job_variables
 
 
 def _set_paused(reference: str, paused: bool) -> Deployment:

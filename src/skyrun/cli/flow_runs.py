@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from skyrun.cli.errors import CLIError
+from skyrun.cli.follow import describe_state, follow_flow_run, format_log, new_logs
 from skyrun.cli.output import (
     LimitOption,
     OutputFormat,
@@ -22,9 +21,9 @@ from skyrun.cli.output import (
     print_table,
     to_jsonable,
 )
-from skyrun.schemas.core import FlowRun, FlowRunFilter, Log
+from skyrun.schemas.core import FlowRunFilter
 from skyrun.schemas.orchestration import Decision
-from skyrun.schemas.states import State, StateCreate, StateType, utcnow
+from skyrun.schemas.states import StateCreate, StateType
 
 if TYPE_CHECKING:
     from skyrun.client.client import SkyrunClient
@@ -32,19 +31,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="List, inspect, follow and cancel flow runs.", no_args_is_help=True)
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-POLL_SECONDS = 0.5
-# The SDK flushes a run's last log lines just after it proposes the final state;
-# keep following this long after the run ends so those lines are not missed.
-SETTLE_SECONDS = 1.5
-LOG_PAGE = 500
-
-
-def describe_state(state: State | None) -> str:
-    if state is None:
-        return "-"
-    if state.name.upper() == state.type.value:
-        return state.type.value
-    return f"{state.type.value} ({state.name})"
 
 
 def parse_state_type(name: str) -> StateType:
@@ -175,34 +161,6 @@ def parse_level(level: str) -> int:
         ) from None
 
 
-def format_log(log: Log) -> str:
-    timestamp = log.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return f"{timestamp} | {logging.getLevelName(log.level):<8} | {log.message}"
-
-
-def print_new_logs(
-    api: SkyrunClient, run_id: uuid.UUID, min_level: int, after_id: int | None
-) -> int | None:
-    """Print every log line after `after_id`; return the id of the last one printed."""
-    while True:
-        logs = api.read_logs(run_id, after_id=after_id, min_level=min_level, limit=LOG_PAGE)
-        for log in logs:
-            typer.echo(format_log(log))
-        if logs:
-            after_id = logs[-1].id
-        if len(logs) < LOG_PAGE:
-            return after_id
-
-
-def has_settled(run: FlowRun, ended_seen_at: float | None) -> bool:
-    """Whether the run ended long enough ago that its last log lines have been flushed."""
-    if run.state is None or not run.state.is_final:
-        return False
-    since_end = (utcnow() - run.state.timestamp).total_seconds()
-    seen_for = time.monotonic() - ended_seen_at if ended_seen_at is not None else 0.0
-    return max(since_end, seen_for) >= SETTLE_SECONDS
-
-
 @app.command()
 def logs(
     flow_run_id: Annotated[str, typer.Argument(metavar="ID", help="The flow run's id.")],
@@ -219,22 +177,11 @@ def logs(
     min_level = parse_level(level) if level is not None else 0
     api = client()
     api.read_flow_run(run_id)  # an unknown id is an error, not an empty log
-    last_id = print_new_logs(api, run_id, min_level, None)
-    if not follow:
+    if follow:
+        follow_flow_run(api, run_id, min_level=min_level)
         return
-    ended_seen_at: float | None = None
-    while True:
-        # Read the state before the logs: lines written before the run ended are then
-        # all visible by the time an empty read lets us stop.
-        run = api.read_flow_run(run_id)
-        if ended_seen_at is None and run.state is not None and run.state.is_final:
-            ended_seen_at = time.monotonic()
-        settled = has_settled(run, ended_seen_at)
-        newest_id = print_new_logs(api, run_id, min_level, last_id)
-        if settled and newest_id == last_id:
-            return
-        last_id = newest_id
-        time.sleep(POLL_SECONDS)
+    for log in new_logs(api, run_id, None, min_level):
+        typer.echo(format_log(log))
 
 
 @app.command()

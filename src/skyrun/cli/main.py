@@ -124,10 +124,13 @@ def exit_with_error(message: str) -> NoReturn:
     from rich.console import Console
     from rich.markup import escape
 
+    from skyrun.cli.output import safe_text
+
     # soft_wrap: a long message is left to the terminal, not broken into lines mid-word.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     # Messages quote user input and names such as "skyrun[gcp]": never rich markup.
-    err.print(f"[red]Error:[/red] {escape(message)}")
+    # ...and they may quote what the API holds, which anyone who reaches it wrote.
+    err.print(f"[red]Error:[/red] {escape(safe_text(message, multiline=True))}")
     sys.exit(1)
 
 

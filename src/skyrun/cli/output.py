@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -28,6 +29,13 @@ _PIPED_WIDTH = 200
 
 # The API's largest page.
 MAX_LIMIT = 1000
+
+# What user text must not carry to a terminal: C0 and C1 control characters (ESC
+# starts the sequences that clear a screen or retitle a window; \x9b is a one-byte
+# CSI) and the bidirectional overrides that make text read differently than it is.
+_UNSAFE_CHARACTERS = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{_UNSAFE_CHARACTERS}]")
+_UNSAFE_BUT_LINES = re.compile(f"(?![\n\t])[{_UNSAFE_CHARACTERS}]")
 
 
 class OutputFormat(enum.StrEnum):
@@ -80,6 +88,20 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(to_jsonable(obj), indent=2))
 
 
+def safe_text(text: str, *, multiline: bool = False) -> str:
+    """User text as the CLI prints it: control characters shown as escapes (`\\x1b`).
+
+    Names, messages and log lines come from whoever can reach the API; printed as
+    they are, they could clear the operator's screen or retitle the window.
+
+    Args:
+        text: the text to print.
+        multiline: keep newlines and tabs (log lines, tracebacks, descriptions).
+    """
+    pattern = _UNSAFE_BUT_LINES if multiline else _UNSAFE
+    return pattern.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 def format_datetime(value: datetime | None) -> str:
     """A timestamp in local time, to the second; '-' when there is none."""
     if value is None:
@@ -98,8 +120,8 @@ def _cell(value: Any) -> Text:
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     if isinstance(value, list | tuple):
-        return Text(", ".join(str(item) for item in value) or "-")
-    return Text(str(value))
+        return Text(safe_text(", ".join(str(item) for item in value)) or "-")
+    return Text(safe_text(str(value), multiline=True))
 
 
 def stdout_console() -> Console:

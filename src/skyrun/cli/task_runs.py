@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from skyrun.cli.flow_runs import describe_state, format_duration
+from skyrun.cli.flow_runs import format_duration
+from skyrun.cli.follow import describe_state
 from skyrun.cli.output import (
     LimitOption,
     OutputFormat,

@@ -15,8 +15,10 @@ from skyrun.cli.output import (
     client,
     print_json,
     print_table,
+    safe_text,
 )
 from skyrun.schemas.variables import check_variable_name
+from skyrun.values import parse_value
 
 app = typer.Typer(help="Set, read, list and remove variables.", no_args_is_help=True)
 
@@ -25,17 +27,9 @@ NameArgument = Annotated[
 ]
 
 
-def parse_value(text: str) -> Any:
-    """JSON when `text` parses as JSON (42, true, {"a": 1}); otherwise the text itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def render_value(value: Any) -> str:
-    """A string as is; anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    """A string as is (control characters escaped); anything else as JSON."""
+    return safe_text(value, multiline=True) if isinstance(value, str) else json.dumps(value)
 
 
 def checked_name(name: str) -> str:

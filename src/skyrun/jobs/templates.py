@@ -43,6 +43,7 @@ from skyrun.jobs.render import (
     schema_path,
     template_placeholders,
 )
+from skyrun.values import parse_value
 
 __all__ = [
     "JobTemplateError",
@@ -279,15 +280,6 @@ def prepare_job(
     return render_validated(template, values, env, skyrun_variables)
 
 
-def _parse_raw(schema: Any, raw_value: str) -> Any:
-    if isinstance(schema, dict) and schema.get("type") == "string":
-        return raw_value
-    try:
-        return json.loads(raw_value)
-    except ValueError:
-        return raw_value
-
-
 def set_variable_default(template: dict[str, Any], name: str, raw_value: str) -> dict[str, Any]:
     """Return a copy of ``template`` with a new default for one variable.
 
@@ -324,7 +316,7 @@ def set_variable_default(template: dict[str, Any], name: str, raw_value: str) ->
             f"variable '{name}' has the schema {json.dumps(schema)}, which accepts no "
             "value; fix the variable's schema first"
         )
-    value = _parse_raw(schema, raw_value)
+    value = parse_value(raw_value, schema)
     schema["default"] = value
     reasons = _default_errors(Draft202012Validator(variables), schema)
     if reasons:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,22 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from skyrun.server.db.migrate import upgrade_to_head
+from skyrun.settings import ensure_private_dir
+
+
+class DatabaseUnavailable(ValueError):
+    """The database URL is malformed, or the database cannot be reached or opened.
+
+    The message names the URL (without its password) and what to check; the CLI
+    prints it as one line.
+    """
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return repr(url)
 
 
 class Database:
@@ -24,11 +41,28 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.dialect = make_url(url).get_backend_name()
-        self.engine = _create_engine(url)
+        try:
+            self.dialect = make_url(url).get_backend_name()
+            self.engine = _create_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot use the database URL {_shown(url)}: {exc}; set SKYRUN_DATABASE_URL "
+                "to e.g. postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path/skyrun.db"
+            ) from None
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def migrate(self) -> None:
+        """Bring the schema to head; DatabaseUnavailable when the database cannot be opened."""
+        try:
+            async with self.engine.connect():
+                pass
+        except (OSError, TimeoutError, sa.exc.DBAPIError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise DatabaseUnavailable(
+                f"cannot open the database {_shown(self.url)}: {reason}; check "
+                "SKYRUN_DATABASE_URL and that the database server is running and the "
+                "database exists"
+            ) from None
         await upgrade_to_head(self.engine)
 
     def session(self) -> AsyncSession:
@@ -43,7 +77,7 @@ def _create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database))
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, json_serializer=_dumps, json_deserializer=_loads
         )
@@ -58,6 +92,25 @@ def _create_engine(url: str) -> AsyncEngine:
         json_serializer=_dumps,
         json_deserializer=_loads,
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), in a 0700 directory.
+
+    SQLite gives its -wal and -shm files the database file's permissions, so they
+    are private too. An existing file is left as it is.
+    """
+    try:
+        ensure_private_dir(path.parent, "SKYRUN_HOME (or SKYRUN_DATABASE_URL)")
+    except ValueError as exc:
+        raise DatabaseUnavailable(str(exc)) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the SQLite database {path} ({exc.strerror or exc}); set "
+            "SKYRUN_HOME (or SKYRUN_DATABASE_URL) to a place you can write"
+        ) from None
 
 
 def _dumps(value: Any) -> str:
