@@ -160,6 +160,15 @@ def print_table(
     stdout_console().print(table)
 
 
+def warn(message: str) -> None:
+    """Print `message` as one `Warning:` line on stderr (never read as rich markup)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[yellow]Warning:[/yellow] {escape(safe_text(message, multiline=True))}")
+
+
 def parse_uuid(value: str, what: str) -> uuid.UUID:
     """`value` as a UUID, or a CLIError saying which argument is not one."""
     try:

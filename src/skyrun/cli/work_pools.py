@@ -17,6 +17,7 @@ from skyrun.cli.output import (
     print_table,
     stdout_console,
     to_jsonable,
+    warn,
 )
 from skyrun.jobs.types import default_job_template, extra_for, known_types
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate, WorkPoolUpdate
@@ -62,14 +63,6 @@ DescriptionOption = Annotated[
 def template_problem(exc: JobTemplateError) -> str:
     """A template error on one line: every problem, separated by ';'."""
     return "; ".join(" ".join(problem.split()) for problem in exc.problems)
-
-
-def warn(message: str) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[yellow]Warning:[/yellow] {escape(message)}")
 
 
 def read_template_file(path: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ logger = logging.getLogger("skyrun.flow_runs")
 _flow_ids: dict[tuple[int, str], uuid.UUID] = {}
 _recorders: dict[int, Recorder] = {}
 CANCEL_POLL_SECONDS = 2.0
+_FAILED_TYPES = frozenset({StateType.FAILED, StateType.CRASHED})
 
 
 class FlowRunAborted(RuntimeError):
@@ -236,7 +237,9 @@ class FlowRunEngine:
             response = self.client.set_flow_run_state(run_id, state, force=True)
         final = response.state
         if final is not None and final.type in TERMINAL_TYPES:
-            logger.info("Finished in state %s(%s)", final.name, final.message or "")
+            # A failure is an error in the run's own log, not news at INFO.
+            level = logging.ERROR if final.type in _FAILED_TYPES else logging.INFO
+            logger.log(level, "Finished in state %s(%s)", final.name, final.message or "")
         elif response.decision != Decision.ACCEPT:
             logger.warning("The server did not accept %s: %s", state.type.value, response.reason)
 

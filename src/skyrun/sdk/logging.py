@@ -8,7 +8,10 @@ import sys
 import threading
 from typing import Any
 
+from skyrun.schemas.limits import MAX_LOG_MESSAGE_LENGTH
 from skyrun.sdk.context import current_flow_run, current_task_run
+
+_CUT = " [... cut: longer than the API's limit for a log line]"
 
 _original_print = builtins.print
 _print_patch_lock = threading.Lock()
@@ -27,6 +30,9 @@ class APILogHandler(logging.Handler):
             message = self.format(record) if record.exc_info else record.getMessage()
         except Exception:
             message = str(record.msg)
+        if len(message) > MAX_LOG_MESSAGE_LENGTH:
+            # The API refuses longer lines; the console still gets the whole one.
+            message = message[: MAX_LOG_MESSAGE_LENGTH - len(_CUT)] + _CUT
         flow_run.recorder.add_log(
             flow_run_id=flow_run.flow_run_id,
             task_run_id=task_run.task_run_id if task_run else None,

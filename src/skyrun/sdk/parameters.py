@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -138,5 +139,40 @@ def docstring_arg_descriptions(doc: str) -> dict[str, str]:
 
 
 def jsonable(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON-safe values for storing with the run (repr when not JSON-able)."""
-    return {k: to_jsonable_python(v, fallback=repr) for k, v in parameters.items()}
+    """Parameters as JSON values to record with the run; the flow still gets the originals.
+
+    Faithful where JSON allows and a repr where it does not: NaN and infinities as
+    the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers), bytes
+    as text when they are UTF-8 and as their repr otherwise, anything else
+    JSON cannot hold as its repr. An iterator (a generator, a file) is recorded by
+    its repr and never iterated: reading it would consume what the flow is given.
+    """
+    return {
+        name: to_jsonable_python(_recordable(value), fallback=repr)
+        for name, value in parameters.items()
+    }
+
+
+def _recordable(value: Any, depth: int = 0) -> Any:
+    """`value` with its iterators and bytes replaced, containers walked (not copied
+    unless something inside them changes)."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Iterator):
+        return repr(value)
+    if depth > 100:  # a structure nested this deep is recorded as its repr
+        return repr(value)
+    if isinstance(value, dict):
+        items = {k: _recordable(v, depth + 1) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple | set | frozenset):
+        members = [_recordable(v, depth + 1) for v in value]
+        changed = any(new is not old for new, old in zip(members, value, strict=True))
+        return members if changed else value
+    return value
