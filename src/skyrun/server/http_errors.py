@@ -128,8 +128,8 @@ def document_errors(schema: dict[str, Any], *, open_paths: Iterable[str]) -> Non
             if path not in open_paths:
                 add("401", "No API key, or an invalid or revoked one (servers with auth)")
                 add("403", "The API key's scope does not allow this request")
-            if "{" in path:
-                add("404", "Not found")
+            if "requestBody" in operation or operation.get("parameters"):
+                add("404", "Something the path, query or body names does not exist")
             if method in ("post", "put", "patch", "delete"):
                 add("409", "Conflicts with existing data")
             if "requestBody" in operation:
