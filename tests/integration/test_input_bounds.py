@@ -14,8 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from skyrun.schemas.limits import MAX_LOG_MESSAGE_LENGTH
+from skyrun.server.db.engine import Database
+from skyrun.server.db.models import Flow
+from skyrun.server.http_errors import is_data_error
 from skyrun.settings import Settings
 
 JSON = {"content-type": "application/json"}
@@ -245,3 +249,38 @@ async def test_a_url_without_api_says_so(api: httpx.AsyncClient) -> None:
     unknown = await api.get("/api/no-such-thing")
     assert unknown.status_code == 404
     assert "lacks /api" not in unknown.json()["detail"]
+
+
+async def test_deployment_fields_fit_their_columns(api: httpx.AsyncClient) -> None:
+    base = {"flow_name": "f", "name": "d", "entrypoint": "flows.py:f"}
+    for field, value, word in [
+        ("version", "v" * 201, "200"),
+        ("path", "p" * 1001, "1000"),
+        ("description", "d" * 10_001, "10000"),
+        ("name", "d\n", "control characters"),
+        ("tags", ["t" * 201], "200"),
+    ]:
+        assert_422(await api.post("/api/deployments", json={**base, field: value}), word)
+    created = await api.post("/api/deployments", json=base)
+    assert created.status_code == 200, created.text
+    runs = f"/api/deployments/{created.json()['id']}/runs"
+    assert_422(await api.post(runs, json={"idempotency_key": "k" * 201}), "200")
+    assert_422(await api.post(runs, json={"name": "n" * 201}), "200")
+    patch = await api.patch(f"/api/deployments/{created.json()['id']}", json={"version": "v" * 201})
+    assert_422(patch, "200")
+
+
+async def test_a_value_the_database_refuses_is_known_as_bad_data(database_url: str) -> None:
+    # The net under the schemas' bounds: what PostgreSQL refuses as data (SQLSTATE 22)
+    # is a 422, not a 500. SQLite does not enforce VARCHAR lengths.
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite stores a VARCHAR of any length")
+    database = Database(database_url)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            async with database.session() as session, session.begin():
+                session.add(Flow(name="x" * 300))
+                await session.flush()
+        assert is_data_error(raised.value)
+    finally:
+        await database.dispose()

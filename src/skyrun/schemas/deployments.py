@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from skyrun.schemas.limits import (
+    MAX_NAME_LENGTH,
+    Description,
+    JSONObject,
+    Name,
+    Tags,
+)
 from skyrun.schemas.states import StateCreate, UTCTimestamp
+
+# Columns of 200 and 1000 characters.
+Version = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
+FilePath = Annotated[str, Field(max_length=1000)]
 
 
 class DeploymentScheduleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schedule: dict[str, Any] = Field(
+    schedule: JSONObject = Field(
         description="{'cron': '0 9 * * *', 'timezone': ...} | {'interval': 3600, 'anchor_date': ...}"
         " | {'rrule': 'FREQ=...'}"
     )
@@ -31,20 +42,20 @@ class DeploymentCreate(BaseModel):
     """Create or replace (by flow name + deployment name) a deployment."""
 
     model_config = ConfigDict(extra="forbid")
-    flow_name: str = Field(min_length=1, max_length=200)
-    name: str = Field(min_length=1, max_length=200)
+    flow_name: Name
+    name: Name
     entrypoint: str = Field(min_length=1, max_length=1000)
-    path: str | None = None
-    description: str | None = None
-    version: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
-    work_pool_name: str | None = None
-    work_queue_name: str | None = None
-    job_variables: dict[str, Any] = Field(default_factory=dict)
-    pull_steps: list[dict[str, Any]] = Field(default_factory=list)
-    schedules: list[DeploymentScheduleCreate] = Field(default_factory=list)
+    path: FilePath | None = None
+    description: Description | None = None
+    version: Version | None = None
+    parameters: JSONObject = Field(default_factory=dict)
+    parameter_openapi_schema: JSONObject = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
+    work_pool_name: Name | None = None
+    work_queue_name: Name | None = None
+    job_variables: JSONObject = Field(default_factory=dict)
+    pull_steps: list[JSONObject] = Field(default_factory=list, max_length=100)
+    schedules: list[DeploymentScheduleCreate] = Field(default_factory=list, max_length=100)
     paused: bool = False
 
     @field_validator("entrypoint")
@@ -61,12 +72,12 @@ class DeploymentCreate(BaseModel):
 
 class DeploymentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
-    version: str | None = None
-    parameters: dict[str, Any] | None = None
-    tags: list[str] | None = None
-    job_variables: dict[str, Any] | None = None
-    schedules: list[DeploymentScheduleCreate] | None = None
+    description: Description | None = None
+    version: Version | None = None
+    parameters: JSONObject | None = None
+    tags: Tags | None = None
+    job_variables: JSONObject | None = None
+    schedules: list[DeploymentScheduleCreate] | None = Field(default=None, max_length=100)
     paused: bool | None = None
 
 
@@ -98,11 +109,11 @@ class DeploymentRunCreate(BaseModel):
     """A run of a deployment: parameters merge over the deployment's defaults."""
 
     model_config = ConfigDict(extra="forbid")
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    job_variables: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
-    name: str | None = None
+    parameters: JSONObject = Field(default_factory=dict)
+    job_variables: JSONObject = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
+    name: Name | None = None
     scheduled_time: UTCTimestamp | None = None
     state: StateCreate | None = None
-    idempotency_key: str | None = None
-    work_queue_name: str | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    work_queue_name: Name | None = None

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import (
     validation_error_response_definition,
 )
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skyrun.server.errors import Invalid, SkyrunServerError
@@ -54,6 +54,17 @@ def validation_response(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:
     return JSONResponse({"detail": validation_detail(errors)}, status_code=422)
 
 
+def is_data_error(exc: DBAPIError) -> bool:
+    """Whether the database refused a value itself (SQLSTATE class 22: too long, out of range).
+
+    asyncpg's errors reach SQLAlchemy as a plain DBAPIError carrying the SQLSTATE.
+    """
+    if isinstance(exc, DataError):
+        return True
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(code, str) and code.startswith("22")
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Map every error a request can cause to its documented answer."""
 
@@ -78,9 +89,11 @@ def add_error_handlers(app: FastAPI) -> None:
             status_code=409,
         )
 
-    @app.exception_handler(DataError)
-    async def data_error(_: Request, exc: DataError) -> Response:
+    @app.exception_handler(DBAPIError)
+    async def data_error(_: Request, exc: DBAPIError) -> Response:
         # The schemas bound every value to its column; this is the net under them.
+        if not is_data_error(exc):
+            raise exc
         return validation_response(
             [
                 {
