@@ -3,7 +3,7 @@
 Text becomes the JSON value it spells (`3`, `true`, `["a"]`, `{"k": 1}`) and
 otherwise stays text, unless a JSON schema for the value is known and says it is
 a string: then the text is kept as typed, so `--job-variable image=123` is the
-image "123", not the number 123. The CLI's `--param`, `--job-variable`,
+image "123", not the number 123 (and `null`, for a string that may be null, is null). The CLI's `--param`, `--job-variable`,
 `variable set` and `work-pool update --set` all use it.
 """
 
@@ -40,6 +40,14 @@ def is_string_schema(schema: Any) -> bool:
     return False
 
 
+def _allows_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    branches = [*schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return any(isinstance(b, dict) and b.get("type") == "null" for b in branches)
+
+
 def parse_value(text: str, schema: Any = None) -> Any:
     """`text` as the value it means: verbatim for a string schema, else JSON if it parses.
 
@@ -48,7 +56,8 @@ def parse_value(text: str, schema: Any = None) -> Any:
         schema: the JSON schema the value must fit, when known.
     """
     if is_string_schema(schema):
-        return text
+        # A nullable string still takes `null`, the one way to type "no value".
+        return None if text == "null" and _allows_null(schema) else text
     try:
         # NaN and 1e400 parse, but are not JSON values the API stores: they stay text.
         return check_json_value(json.loads(text))
