@@ -91,3 +91,6 @@ def test_listening_beyond_loopback_starts_with_auth_or_the_insecure_flag(
         # /api/health answers without a key either way; the rest needs one with auth on.
         flows = httpx.get(f"{api_url}/flows", timeout=10)
         assert flows.status_code == (401 if auth_on else 200), flows.text
+    # Served without auth beyond loopback: the operator is told so, in the server's output.
+    log = " ".join((tmp_path / "server.log").read_text().split())
+    assert ("WITHOUT authentication" in log) is not auth_on, log

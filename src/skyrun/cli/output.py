@@ -151,8 +151,15 @@ def print_table(
         caption: shown below the table, e.g. "20 of 53 shown".
     """
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    # Titles name things ("Flow run <name>"): as escaped, and as literal, as the cells.
+    table = Table(
+        title=Text(safe_text(title)) if title is not None else None,
+        caption=Text(safe_text(caption)) if caption is not None else None,
+        title_justify="left",
+        caption_justify="left",
+    )
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
