@@ -203,10 +203,11 @@ class Settings(BaseModel):
     scheduler_horizon_runs: int = Field(default=100, ge=1, le=10_000)
     scheduler_horizon_days: float = _seconds(100.0, high=3660)
     late_after_seconds: float = _seconds(15.0, high=7 * _DAY, allow_zero=True)
-    worker_heartbeat_interval: float = _seconds(10.0, high=_DAY)
+    # Bounded like a heartbeat and a lease a worker sends (schemas/work_pools.py).
+    worker_heartbeat_interval: float = _seconds(10.0, high=3600.0)
     worker_offline_after_missed: int = Field(default=3, ge=1, le=1000)
     cancelling_timeout_seconds: float = _seconds(120.0, high=7 * _DAY)
-    claim_lease_seconds: float = _seconds(60.0, high=7 * _DAY)
+    claim_lease_seconds: float = _seconds(60.0, high=_DAY)
 
     def __init__(self, **values: Any) -> None:
         found, sources = _from_environment_and_profile(type(self).model_fields)

@@ -63,8 +63,11 @@ def list_api_keys(output: OutputOption = OutputFormat.table) -> None:
         return
     print_table(
         "API keys",
-        ["Name", "ID", "Scope", "Created", "Last used", "Revoked"],
-        [(k.name, k.id, highest_scope(k.scopes), k.created, k.last_used, k.revoked) for k in keys],
+        ["Name", "ID", "Prefix", "Scope", "Created", "Last used", "Revoked"],
+        [
+            (k.name, k.id, k.prefix, highest_scope(k.scopes), k.created, k.last_used, k.revoked)
+            for k in keys
+        ],
         caption="Last used is kept to the minute.",
     )
 

@@ -20,10 +20,10 @@ from skyrun.schemas.limits import (
     fullmatch,
 )
 
-# A worker that heartbeats less often than daily, or a lease longer than a week, is a
-# mistake; larger values would also overflow the date arithmetic of housekeeping.
-MAX_HEARTBEAT_INTERVAL = 24 * 3600.0
-MAX_LEASE_SECONDS = 7 * 24 * 3600.0
+# The longest a worker may go between heartbeats, and a claim's lease may last (the
+# values the server work of M3 chose too); larger ones overflow housekeeping's dates.
+MAX_HEARTBEAT_INTERVAL = 3600.0
+MAX_LEASE_SECONDS = 86_400.0
 Limit = Annotated[int, Field(ge=0, le=MAX_INT32)]
 Priority = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
