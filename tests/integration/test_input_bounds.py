@@ -14,9 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 
 from skyrun.schemas.limits import MAX_LOG_MESSAGE_LENGTH
+from skyrun.server.api.deps import ApiRoute
+from skyrun.server.app import create_app
 from skyrun.server.db.engine import Database
 from skyrun.server.db.models import Flow
 from skyrun.server.http_errors import is_data_error
@@ -284,3 +287,12 @@ async def test_a_value_the_database_refuses_is_known_as_bad_data(database_url: s
         assert is_data_error(raised.value)
     finally:
         await database.dispose()
+
+
+def test_every_api_route_decodes_json_strictly(api_settings: Settings) -> None:
+    # A router that forgets route_class=ApiRoute would take NaN and Infinity again.
+    app = create_app(api_settings, run_services=False)
+    app.openapi()  # includes the work routes too
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 30
+    assert [r.path for r in routes if not isinstance(r, ApiRoute)] == []
