@@ -71,7 +71,7 @@ def transport_error(exc: httpx.HTTPError, timeout: float) -> TransportError:
     not_sent = isinstance(exc, _NOT_SENT)
     # A zero timeout puts httpx's sockets in non-blocking mode: the first wait fails
     # with EINPROGRESS/EAGAIN (a ConnectError or ReadError) instead of a timeout.
-    zero_timeout = isinstance(exc.__cause__ or exc.__context__, BlockingIOError)
+    zero_timeout = _caused_by(exc, BlockingIOError)
     if isinstance(exc, httpx.TimeoutException) or zero_timeout:
         phase = next(
             (what for kind, what in _TIMEOUT_PHASES if isinstance(exc, kind)),
@@ -81,3 +81,14 @@ def transport_error(exc: httpx.HTTPError, timeout: float) -> TransportError:
             f"timed out after {timeout:g}s {phase}", maybe_sent=not not_sent, timed_out=True
         )
     return TransportError(str(exc) or type(exc).__name__, maybe_sent=not not_sent)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx wraps httpcore's error, which wraps the socket's
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
