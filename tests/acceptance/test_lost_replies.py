@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults import FaultProxy
 from worker_support import ServerProcess, clean_env, deploy, run_deployment, write_flows
 
+from faults import FaultProxy
 from skyrun.client.client import SkyrunClient
 from skyrun.schemas.artifacts import ArtifactCreate
 from skyrun.schemas.core import FlowRunFilter
