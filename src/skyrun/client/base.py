@@ -1,6 +1,7 @@
 """Request machinery: the transport, bearer auth, safe retries, error mapping.
 
-What is retried is what a repeat cannot make worse (docs/guarantees.md):
+What is retried is what a repeat cannot make worse (docs/ARCHITECTURE.md,
+"Over the network"):
 
 * a request that never reached the server (no connection was made);
 * a 429 or 503: the server said it did not handle the request;

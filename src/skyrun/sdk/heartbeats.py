@@ -1,6 +1,6 @@
 """Heartbeats of the flow runs this process is running, and what their answers say.
 
-One thread per client, started with the first flow run: every
+One thread per client while flow runs are running here: every
 SKYRUN_FLOW_RUN_HEARTBEAT_INTERVAL seconds it sends each running flow run's
 heartbeat (subflows too: each is a RUNNING run of its own), and the server
 makes CRASHED a RUNNING run whose heartbeats stop (its process or container
@@ -73,10 +73,14 @@ class FlowRunHeartbeats:
                 on_state(state)
 
     def _loop(self) -> None:
-        # A daemon thread for the process's life: it costs one wake-up per interval,
-        # and a process that runs one flow usually runs another.
         while True:
             time.sleep(self.interval)
+            with self._lock:
+                if not self._runs:
+                    # Nothing runs: the thread ends, and `add` starts another. Decided
+                    # under the lock, so a run added meanwhile is never left without one.
+                    self._thread = None
+                    return
             self.beat()
 
 
