@@ -16,59 +16,10 @@ from skyrun.schemas.orchestration import Decision, SetStateResponse
 from skyrun.schemas.states import State, StateCreate, StateType, utcnow
 from skyrun.server.db import states as state_cols
 from skyrun.server.db.models import Deployment, Flow, FlowRun, FlowRunState, WorkPool, WorkQueue
+from skyrun.server.db.run_names import generate_run_name
 from skyrun.server.errors import Conflict, Invalid, NotFound
 from skyrun.server.orchestration.bookkeeping import RunTimes, advance_times
 from skyrun.server.orchestration.rules import decide_transition
-
-_ADJECTIVES = [
-    "amber",
-    "brisk",
-    "calm",
-    "deft",
-    "eager",
-    "fair",
-    "glad",
-    "keen",
-    "lucid",
-    "merry",
-    "noble",
-    "plucky",
-    "quiet",
-    "rapid",
-    "sunny",
-    "tidy",
-    "vivid",
-    "witty",
-    "zesty",
-    "bold",
-]
-_NOUNS = [
-    "badger",
-    "comet",
-    "dolphin",
-    "falcon",
-    "gecko",
-    "heron",
-    "ibis",
-    "jaguar",
-    "koala",
-    "lynx",
-    "marten",
-    "newt",
-    "otter",
-    "puffin",
-    "quail",
-    "raven",
-    "stork",
-    "tapir",
-    "wren",
-]
-
-
-def generate_run_name(run_id: uuid.UUID) -> str:
-    """A memorable name derived from the id (stable, no global random state)."""
-    n = run_id.int
-    return f"{_ADJECTIVES[n % len(_ADJECTIVES)]}-{_NOUNS[(n >> 8) % len(_NOUNS)]}-{(n >> 16) % 1000:03d}"
 
 
 async def create_flow_run(session: AsyncSession, data: FlowRunCreate, **extra: Any) -> FlowRun:
