@@ -121,6 +121,23 @@ class Settings(BaseModel):
     )
     client_timeout: float = 30.0
     client_retries: int = 3
+    final_state_timeout: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a flow run's final state (and a worker's CRASHED or CANCELLED "
+        "report) keeps being retried while the server does not answer.",
+    )
+    flow_run_heartbeat_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between a running flow's heartbeats (which also tell it that "
+        "it is being cancelled).",
+    )
+    flow_run_heartbeat_timeout: float = Field(
+        default=90.0,
+        gt=0,
+        description="Server: a RUNNING flow run with no heartbeat for this long is CRASHED.",
+    )
     # Services (intervals in seconds).
     scheduler_interval: float = 10.0
     housekeeping_interval: float = 5.0

@@ -190,9 +190,15 @@ async def test_create_a_flow_run_with_a_given_id_and_state(api: httpx.AsyncClien
     assert run["state"]["type"] == "SCHEDULED"
     assert datetime.fromisoformat(run["expected_start_time"]) == due
 
+    # A repeat (a retry after a lost reply) gets the run the first request made.
     again = await api.post("/api/flow_runs", json={"flow_id": flow["id"], "id": run_id})
-    assert again.status_code == 409
-    assert run_id in again.json()["detail"]
+    assert again.status_code == 201
+    assert again.json() == run
+    # The same id for a run of another flow is a conflict.
+    other = await create_flow(api, "other-flow")
+    clash = await api.post("/api/flow_runs", json={"flow_id": other["id"], "id": run_id})
+    assert clash.status_code == 409
+    assert run_id in clash.json()["detail"] and "another flow" in clash.json()["detail"]
 
 
 async def test_a_run_created_running_is_counted_as_started(api: httpx.AsyncClient) -> None:

@@ -59,7 +59,7 @@ class EmbeddedTransport:
         # The timeout is not applied: the app runs in this process, and a long-poll
         # claim waits on purpose. (Over HTTP it guards against a lost server.)
         if self._closed:
-            raise TransportError("the embedded skyrun backend is closed")
+            raise TransportError("the embedded skyrun backend is closed", maybe_sent=False)
         return self._run(self._call(request))
 
     async def _call(self, request: ApiRequest) -> Response:
@@ -78,6 +78,7 @@ class EmbeddedTransport:
             ],
         }
         status = 500
+        headers: dict[str, str] = {}
         chunks: list[bytes] = []
         done = asyncio.Event()
         request_sent = False
@@ -94,6 +95,10 @@ class EmbeddedTransport:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers.update(
+                    (k.decode("latin-1").lower(), v.decode("latin-1"))
+                    for k, v in message.get("headers", ())
+                )
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -102,7 +107,7 @@ class EmbeddedTransport:
         # An exception the app does not turn into a response propagates to the
         # caller, with its traceback: in-process, that is the most useful answer.
         await self._app(scope, receive, send)
-        return Response(status, b"".join(chunks))
+        return Response(status, b"".join(chunks), headers)
 
     def start_services(self) -> None:
         """Run the server's background services (scheduler, housekeeping) on this loop.

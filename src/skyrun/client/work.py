@@ -86,6 +86,7 @@ class WorkClientMixin(BaseClient):
             Worker,
             f"work_pools/{pool}/workers/heartbeat",
             WorkerHeartbeat(name=name, heartbeat_interval=interval),
+            idempotent=True,  # it only says "alive now": a repeat says it again
         )
 
     def list_workers(self, pool: str) -> list[Worker]:
@@ -121,11 +122,13 @@ class WorkClientMixin(BaseClient):
             FlowRun,
             f"flow_runs/{flow_run_id}/infrastructure",
             {"infrastructure_id": infrastructure_id},
+            idempotent=True,  # sets one column to the same value
         )
 
     # Deployments
     def upsert_deployment(self, data: DeploymentCreate) -> Deployment:
-        return self.post_model(Deployment, "deployments", data)
+        # Create-or-replace by flow and name: a repeat replaces it with the same.
+        return self.post_model(Deployment, "deployments", data, idempotent=True)
 
     def read_deployment(self, deployment_id: uuid.UUID | str) -> Deployment:
         return self.get_model(Deployment, f"deployments/{deployment_id}")
@@ -150,6 +153,9 @@ class WorkClientMixin(BaseClient):
     def create_deployment_run(
         self, deployment_id: uuid.UUID | str, data: DeploymentRunCreate | None = None
     ) -> FlowRun:
-        return self.post_model(
-            FlowRun, f"deployments/{deployment_id}/runs", data or DeploymentRunCreate()
-        )
+        """Create a run of a deployment. It always carries an idempotency key (one is
+        made here if the caller gave none): a repeat returns the first run."""
+        data = data or DeploymentRunCreate()
+        if data.idempotency_key is None:
+            data = data.model_copy(update={"idempotency_key": f"client-{uuid.uuid4()}"})
+        return self.post_model(FlowRun, f"deployments/{deployment_id}/runs", data, idempotent=True)

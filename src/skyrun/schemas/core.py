@@ -35,7 +35,11 @@ class FlowRunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     flow_id: uuid.UUID
-    id: uuid.UUID | None = None
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="Chosen by the client: a repeat with the same id and flow (after a lost "
+        "reply) returns the run the first request created.",
+    )
     name: str | None = Field(default=None, max_length=200)
     parameters: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)

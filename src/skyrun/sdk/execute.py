@@ -109,7 +109,11 @@ def load_flow(entrypoint: str) -> Flow[Any, Any]:
 
 def _fail(client: SkyrunClient, run: FlowRun, message: str) -> None:
     print(f"skyrun: flow run {run.id} cannot run: {message}", file=sys.stderr, flush=True)
-    client.set_flow_run_state(run.id, StateCreate(type=StateType.FAILED, message=message))
+    client.set_flow_run_state(
+        run.id,
+        StateCreate(type=StateType.FAILED, message=message),
+        retry_for=client.settings.final_state_timeout,
+    )
 
 
 def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, Any]]:

@@ -1,4 +1,4 @@
-"""Late runs, silent workers, abandoned claims, and stuck cancellations."""
+"""Late runs, silent workers, abandoned claims, stuck cancellations, silent flow runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from skyrun.schemas.work_pools import WorkerStatus
 from skyrun.server.db import flow_runs
 from skyrun.server.db.claims import recover_abandoned_runs
 from skyrun.server.db.engine import Database
+from skyrun.server.db.flow_run_heartbeats import crash_silent_runs
 from skyrun.server.db.models import FlowRun, Worker
 from skyrun.server.db.work_pools import mark_silent_workers_offline
 from skyrun.settings import Settings
@@ -87,5 +88,7 @@ def housekeeping_pass(settings: Settings) -> Callable[[Database], Awaitable[None
             await check_workers(session, settings.worker_offline_after_missed, now)
         async with database.session() as session, session.begin():
             await finish_stuck_cancellations(session, settings.cancelling_timeout_seconds, now)
+        async with database.session() as session, session.begin():
+            await crash_silent_runs(session, settings.flow_run_heartbeat_timeout, now)
 
     return run
