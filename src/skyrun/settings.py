@@ -120,7 +120,19 @@ class Settings(BaseModel):
         default=0.5, description="Seconds between background flushes of task runs and logs."
     )
     client_timeout: float = 30.0
-    client_retries: int = 3
+    client_retries: int = Field(
+        default=3,
+        description="Tries after the first for a request the API did not answer, in a "
+        "process that has not reached the API yet (a command against a stopped server "
+        "fails at once).",
+    )
+    client_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Once a process has reached the API, how long it keeps retrying a "
+        "request that got no answer (when a repeat is safe): a server restart does not "
+        "fail the flows and workers talking to it. 0: SKYRUN_CLIENT_RETRIES tries only.",
+    )
     final_state_timeout: float = Field(
         default=300.0,
         ge=0,

@@ -264,6 +264,31 @@ def test_a_final_state_waits_for_the_server_for_a_bounded_time_logging_once(
     assert "proposing COMPLETED" in warnings[0] and "retrying for up to 300s" in warnings[0]
 
 
+def test_once_the_api_answered_a_lost_server_is_waited_for_by_time_not_by_count(
+    tmp_path: Path, waits: list[float]
+) -> None:
+    """A process that reached the API retries for SKYRUN_CLIENT_RETRY_SECONDS (a restart);
+    one that never did gives up after SKYRUN_CLIENT_RETRIES tries (no server at all)."""
+    transport = ScriptedTransport(ok(), *[refused()] * 8, ok())
+    client = client_with(transport, tmp_path, retries=1)
+    client.request("GET", "flows")
+    client.request("GET", "flows")  # 8 refusals, then the restarted server answers
+    assert len(transport.sent) == 10
+
+    never = ScriptedTransport(*[refused()] * 3)
+    with pytest.raises(ServerUnreachable):
+        client_with(never, tmp_path, retries=1).request("GET", "flows")
+    assert len(never.sent) == 2
+
+    settings = Settings(home=tmp_path, api_url=API_URL, client_retries=1, client_retry_seconds=0)
+    counted = ScriptedTransport(ok(), *[refused()] * 3)
+    client = SkyrunClient(settings, transport=counted)
+    client.request("GET", "flows")
+    with pytest.raises(ServerUnreachable):
+        client.request("GET", "flows")
+    assert len(counted.sent) == 3
+
+
 def test_retry_after_is_read_as_seconds_or_a_date() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("-4") == 0.0

@@ -82,6 +82,9 @@ class BaseClient:
                 transport = HttpTransport(settings.api_url, timeout=settings.client_timeout)
         self._transport = transport
         self._retries = max(0, settings.client_retries)
+        # Set by the first answer: from then on an unanswered request is retried for
+        # SKYRUN_CLIENT_RETRY_SECONDS (the server is restarting, not missing).
+        self._reached = False
 
     @property
     def api_url(self) -> str:
@@ -108,6 +111,8 @@ class BaseClient:
                 carries its own id or key), so it is retried after a lost reply too.
             retry_for: keep retrying for up to this many seconds, instead of
                 SKYRUN_CLIENT_RETRIES times (final states: the server may be restarting).
+                Once the client has had an answer, SKYRUN_CLIENT_RETRY_SECONDS is the
+                default: a process that reached the API waits out a restart.
             waiting_for: what the request does, for the one line logged when it
                 has to wait (with `retry_for`).
 
@@ -126,7 +131,10 @@ class BaseClient:
         try:
             response = self._send(request)
         except (TransportError, _RetryableAnswer) as first:
+            if retry_for is None and self._reached and self.settings.client_retry_seconds > 0:
+                retry_for = self.settings.client_retry_seconds
             response = self._retry(request, repeatable, first, retry_for, waiting_for)
+        self._reached = True
         if response.is_error:
             try:
                 detail = describe_detail(response.json())

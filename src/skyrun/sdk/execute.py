@@ -148,7 +148,9 @@ def execute_flow_run(flow_run_id: uuid.UUID | str, client: SkyrunClient | None =
     """
     client = client or get_client()
     try:
-        run = client.read_flow_run(flow_run_id)
+        # Launched by a worker that just reached the API: a server restarting at this
+        # moment is waited for, not a reason to fail the run.
+        run = client.read_flow_run(flow_run_id, retry_for=client.settings.client_retry_seconds)
     except ObjectNotFound:
         raise ExecutionError(f"flow run {flow_run_id} does not exist") from None
     if run.state is not None and run.state.is_final:
