@@ -115,7 +115,7 @@ def test_a_server_killed_and_restarted_loses_no_run_and_no_record(
             for r in runs
             if r.state and r.state.type != StateType.COMPLETED
         }
-        assert states == {StateType.COMPLETED: RUNS}, (states, crashed)
+        assert states == {StateType.COMPLETED: RUNS}, (states, crashed, outputs[-3000:])
         counts = collections.Counter(ledger.read_text().split())
         assert counts == {str(run_id): 1 for run_id in run_ids}
         for run in runs:
