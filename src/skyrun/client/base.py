@@ -62,10 +62,11 @@ class BaseClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """Send a request, retrying connection failures and 429/502/503/504."""
         path = path.lstrip("/")
-        headers = self._headers
+        headers = {**self._headers, **headers} if headers else self._headers
         body = None
         if json is not None:
             body = encode_json(json)
