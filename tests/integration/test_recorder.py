@@ -26,7 +26,8 @@ from skyrun.schemas.core import FlowRunCreate
 from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import recorder as recorder_module
 from skyrun.sdk import spool
-from skyrun.sdk.recorder import Recorder, TaskRecord
+from skyrun.sdk.recorder import Recorder
+from skyrun.sdk.task_records import TaskRecord
 from skyrun.settings import Settings
 
 WAIT = 60  # a guard against hangs, not a timing assertion
