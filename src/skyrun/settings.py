@@ -119,6 +119,13 @@ class Settings(BaseModel):
     flush_interval: float = Field(
         default=0.5, description="Seconds between background flushes of task runs and logs."
     )
+    recorder_flush_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        le=86400,
+        description="Seconds a flow run's end (and the process's exit) keeps retrying to send "
+        "its task runs and logs before saving them to a spool file under SKYRUN_HOME.",
+    )
     client_timeout: float = 30.0
     client_retries: int = Field(
         default=3,
@@ -160,6 +167,12 @@ class Settings(BaseModel):
     worker_offline_after_missed: int = 3
     cancelling_timeout_seconds: float = 120.0
     claim_lease_seconds: float = 60.0
+    idempotency_key_retention_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        le=366 * 86400,
+        description="How long the server remembers a request's idempotency key (and its answer).",
+    )
 
     def __init__(self, **values: Any) -> None:
         found, sources = _from_environment_and_profile(type(self).model_fields)

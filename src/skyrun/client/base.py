@@ -98,6 +98,7 @@ class BaseClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
         idempotent: bool = False,
         retry_for: float | None = None,
         waiting_for: str | None = None,
@@ -106,6 +107,7 @@ class BaseClient:
 
         Args:
             method, path, json, params: the request (`path` relative to the API root).
+            headers: more headers for this request (e.g. an Idempotency-Key).
             timeout: seconds for this request instead of SKYRUN_CLIENT_TIMEOUT.
             idempotent: a repeat of this request has the first one's effect (it
                 carries its own id or key), so it is retried after a lost reply too.
@@ -121,7 +123,7 @@ class BaseClient:
             SkyrunAPIError: the API answered with an error (a subclass for 404/409/401).
         """
         path = path.lstrip("/")
-        headers = self._headers
+        headers = {**self._headers, **headers} if headers else self._headers
         body = None
         if json is not None:
             body = encode_json(json)

@@ -112,8 +112,20 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
 
 
 def encode_json(value: Any) -> bytes:
-    """A request body: compact UTF-8 JSON; NaN and infinities are refused (not JSON)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """A request body: compact UTF-8 JSON; NaN and infinities are refused (not JSON).
+
+    A lone surrogate (a non-UTF-8 file name from `os.listdir`, say) cannot be
+    encoded: it is sent as U+FFFD instead of failing the request (see
+    skyrun/safe_text.py; the server makes NUL safe).
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Imported here: only text that cannot be encoded needs it.
+        from skyrun.safe_text import replace_surrogates
+
+        return replace_surrogates(text).encode()
 
 
 def encode_query(params: dict[str, Any] | None) -> str:

@@ -16,7 +16,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from skyrun.client.client import SkyrunClient, get_client
+from skyrun.client.client import get_client
 from skyrun.schemas.core import FlowRunCreate
 from skyrun.schemas.orchestration import Decision
 from skyrun.schemas.states import TERMINAL_TYPES, State, StateCreate, StateType, utcnow
@@ -29,7 +29,7 @@ from skyrun.sdk.context import (
 from skyrun.sdk.heartbeats import heartbeats_for
 from skyrun.sdk.logging import configure_logging, enable_log_prints
 from skyrun.sdk.parameters import ParameterError, jsonable
-from skyrun.sdk.recorder import Recorder
+from skyrun.sdk.recorder import recorder_for
 from skyrun.sdk.task_runners import ThreadPoolTaskRunner
 from skyrun.sdk.timeouts import RunTimeout, await_with_timeout, call_with_timeout
 from skyrun.settings import get_settings
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("skyrun.flow_runs")
 _flow_ids: dict[tuple[int, str], uuid.UUID] = {}
-_recorders: dict[int, Recorder] = {}
 
 
 class FlowRunAborted(RuntimeError):
@@ -48,13 +47,6 @@ class FlowRunAborted(RuntimeError):
 
 class FlowRunCancelled(BaseException):
     """The flow run was cancelled while it ran."""
-
-
-def recorder_for(client: SkyrunClient, flush_interval: float) -> Recorder:
-    recorder = _recorders.get(id(client))
-    if recorder is None:
-        recorder = _recorders[id(client)] = Recorder(client, flush_interval)
-    return recorder
 
 
 class FlowRunEngine:

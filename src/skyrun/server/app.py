@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skyrun._version import __version__
+from skyrun.safe_text import SafeTextMiddleware
 from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
 from skyrun.server.api.deps import EXTRA_SCHEMAS
 from skyrun.server.auth import ApiKeyAuth
@@ -117,6 +118,8 @@ def create_app(
 
     if settings.server_auth_enabled:
         app.middleware("http")(ApiKeyAuth(db))
+    # Added last, so it runs first: no route, nor the auth check, sees unstorable text.
+    app.add_middleware(SafeTextMiddleware)
 
     @app.exception_handler(SkyrunServerError)
     async def domain_error(_: Request, exc: SkyrunServerError) -> JSONResponse:

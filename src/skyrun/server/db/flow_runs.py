@@ -306,10 +306,14 @@ async def delete_flow_run(session: AsyncSession, run_id: uuid.UUID) -> None:
     await session.delete(run)
 
 
-async def ensure_flow_runs_exist(session: AsyncSession, run_ids: set[uuid.UUID]) -> None:
+async def existing_flow_run_ids(session: AsyncSession, run_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `run_ids` are flow runs."""
     if not run_ids:
-        return
-    found = set(await session.scalars(sa.select(FlowRun.id).where(FlowRun.id.in_(run_ids))))
-    missing = run_ids - found
+        return set()
+    return set(await session.scalars(sa.select(FlowRun.id).where(FlowRun.id.in_(run_ids))))
+
+
+async def ensure_flow_runs_exist(session: AsyncSession, run_ids: set[uuid.UUID]) -> None:
+    missing = run_ids - await existing_flow_run_ids(session, run_ids)
     if missing:
         raise Invalid(f"unknown flow run id(s): {', '.join(sorted(str(m) for m in missing))}")
