@@ -9,16 +9,15 @@ in the SDK when it encodes (surrogates), in the server before any route
 from __future__ import annotations
 
 import json
-import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from skyrun import flow, get_run_logger, task
-from skyrun.artifacts import create_markdown_artifact
 from skyrun.client.client import get_client
 from skyrun.schemas.core import FlowRunFilter
 
@@ -139,26 +138,50 @@ def sdk_database(database_url: str, sdk_home: Path, monkeypatch: pytest.MonkeyPa
     return database_url
 
 
+FLOW_SCRIPT = """
+import os
+
+from skyrun import flow, get_run_logger, task
+from skyrun.artifacts import create_markdown_artifact
+from skyrun.client.client import get_client
+
+NON_UTF8_NAME = os.fsdecode(b"caf\\xe9.csv")
+UNSAFE = f"{NON_UTF8_NAME} \\x00 \\ud800 end"
+
+
+@task(name=f"read {NON_UTF8_NAME}")
+def read(name: str) -> str:
+    get_run_logger().info("task read %s \\x00", name)
+    return name
+
+
+@flow(name="files")
+def files(names: list[str]) -> list[str]:
+    get_run_logger().info("found %s", names)
+    create_markdown_artifact(f"# {UNSAFE}", key="listing", description=UNSAFE)
+    get_client().set_variable("last-listing", {"names": names})
+    return [read(name) for name in names]
+
+
+assert files([NON_UTF8_NAME, UNSAFE]) == [NON_UTF8_NAME, UNSAFE]
+"""
+
+
 def test_a_flow_with_unsafe_text_everywhere_completes_with_every_record(
-    sdk_database: str, monkeypatch: pytest.MonkeyPatch
+    sdk_database: str, sdk_home: Path
 ) -> None:
-    # Keep skyrun's records out of pytest's own log capture: it would keep the lone
-    # surrogates raw, and pytest-xdist cannot send such a report to the main process.
-    monkeypatch.setattr(logging.getLogger("skyrun"), "propagate", False)
-
-    @task(name=f"read {NON_UTF8_NAME}")
-    def read(name: str) -> str:
-        get_run_logger().info("task read %s \x00", name)
-        return name
-
-    @flow(name="files")
-    def files(names: list[str]) -> list[str]:
-        get_run_logger().info("found %s", names)
-        create_markdown_artifact(f"# {UNSAFE}", key="listing", description=UNSAFE)
-        get_client().set_variable("last-listing", {"names": names})
-        return [read(name) for name in names]
-
-    assert files([NON_UTF8_NAME, UNSAFE]) == [NON_UTF8_NAME, UNSAFE]
+    # In a process of its own: pytest's capture would keep the flow's lone surrogates
+    # raw, and pytest-xdist cannot send such a report to its main process.
+    script = sdk_home / "files.py"
+    script.write_text(FLOW_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "SKYRUN_HOME": str(sdk_home), "SKYRUN_DATABASE_URL": sdk_database},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="backslashreplace")
 
     client = get_client()
     [run] = client.filter_flow_runs(FlowRunFilter(flow_name="files")).items
