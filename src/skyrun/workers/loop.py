@@ -117,6 +117,9 @@ class WorkerLoop:
             options.health_threshold_seconds or default_threshold(options.poll_seconds)
         )
         self.launcher = RunLauncher(client, worker, self.tracker, settings, self.stopping)
+        # The key of the poll being made: kept until a reply arrives, so a poll
+        # retried after a lost reply gets back the runs the server gave it.
+        self._claim_key: str | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> None:
@@ -187,6 +190,7 @@ class WorkerLoop:
     def _claim_once(self, wait_seconds: float) -> bool:
         """One long-poll; starts a thread per claimed run. Returns whether the poll worked."""
         opts = self.options
+        self._claim_key = self._claim_key or uuid.uuid4().hex
         try:
             response = self.client.claim_runs(
                 opts.pool_name,
@@ -194,6 +198,7 @@ class WorkerLoop:
                 queues=opts.queues,
                 limit=max(1, self.slots.free()),
                 wait_seconds=wait_seconds,
+                claim_key=self._claim_key,
             )
         except (ServerUnreachable, SkyrunAPIError) as exc:
             logger.warning("Polling work pool %r failed: %s", opts.pool_name, exc)
@@ -201,6 +206,7 @@ class WorkerLoop:
         except Exception:
             logger.exception("Polling work pool %r failed", opts.pool_name)
             return False
+        self._claim_key = None
         self.health.polled()
         for claimed in response.runs:
             self._start_run(claimed)
@@ -237,7 +243,10 @@ class WorkerLoop:
         while not self.stopping.is_set():
             try:
                 self.client.worker_heartbeat(
-                    self.options.pool_name, self.options.worker_name, interval
+                    self.options.pool_name,
+                    self.options.worker_name,
+                    interval,
+                    flow_run_ids=self.tracker.run_ids(),
                 )
             except Exception as exc:
                 logger.warning("Heartbeat failed: %s", exc)
