@@ -24,7 +24,6 @@ from skyrun.server.db.models import FlowRun, FlowRunState, Worker
 from skyrun.settings import Settings
 
 
-
 def body(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, f"{response.status_code}: {response.text}"
     return response.json() if response.content else None
@@ -36,7 +35,12 @@ async def pool_with_runs(api: httpx.AsyncClient, runs: int, **pool: Any) -> list
     deployment = body(
         await api.post(
             "/api/deployments",
-            json={"flow_name": "etl", "name": "d", "entrypoint": "f.py:etl", "work_pool_name": "pool"},
+            json={
+                "flow_name": "etl",
+                "name": "d",
+                "entrypoint": "f.py:etl",
+                "work_pool_name": "pool",
+            },
         )
     )
     return [
@@ -131,7 +135,10 @@ async def test_a_lease_runs_out_even_while_its_worker_heartbeats(
     async with db.session() as s, s.begin():
         pool = await work_pools.read_work_pool_row(s, "pool")
         await work_pools.heartbeat(
-            s, pool, WorkerHeartbeat(name="alive", heartbeat_interval=60), now + timedelta(seconds=20)
+            s,
+            pool,
+            WorkerHeartbeat(name="alive", heartbeat_interval=60),
+            now + timedelta(seconds=20),
         )
     assert await _expire(db, now + timedelta(seconds=5)) == (0, 0)  # the lease still holds
     assert await _expire(db, now + timedelta(seconds=30)) == (1, 0)

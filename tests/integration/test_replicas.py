@@ -60,7 +60,12 @@ async def deployment_on_pool(api: httpx.AsyncClient, **pool: Any) -> str:
     deployment = body(
         await api.post(
             "/api/deployments",
-            json={"flow_name": "etl", "name": "d", "entrypoint": "f.py:etl", "work_pool_name": "pool"},
+            json={
+                "flow_name": "etl",
+                "name": "d",
+                "entrypoint": "f.py:etl",
+                "work_pool_name": "pool",
+            },
         )
     )
     return str(deployment["id"])

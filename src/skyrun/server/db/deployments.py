@@ -53,6 +53,7 @@ async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> De
         data.parameter_openapi_schema,
         data.parameters,
         need_all=any(item.active for item in data.schedules),
+        who_needs="scheduled runs need",
     )
     flow = await get_or_create_flow(session, FlowCreate(name=data.flow_name))
     queue_id = await _resolve_queue(session, data.work_pool_name, data.work_queue_name)
@@ -179,6 +180,7 @@ async def update_deployment(
             deployment.parameter_openapi_schema,
             data.parameters if data.parameters is not None else deployment.parameters,
             need_all=scheduled,
+            who_needs="scheduled runs need",
         )
     changes = data.model_dump(exclude_unset=True, exclude={"schedules"})
     for key, value in changes.items():
@@ -263,7 +265,11 @@ async def create_deployment_run(
 
 
 def check_parameters(
-    schema: Mapping[str, Any], parameters: Mapping[str, Any], *, need_all: bool
+    schema: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    *,
+    need_all: bool,
+    who_needs: str = "a run needs",
 ) -> None:
     """Invalid, naming each parameter that the flow's schema refuses (or that is missing)."""
     if not schema:
@@ -272,7 +278,7 @@ def check_parameters(
     # running flows with no deployment, should not carry.
     from skyrun.validation import parameter_problems
 
-    problems = parameter_problems(schema, parameters, need_all=need_all)
+    problems = parameter_problems(schema, parameters, need_all=need_all, who_needs=who_needs)
     if problems:
         raise Invalid("invalid parameters: " + "; ".join(problems))
 
