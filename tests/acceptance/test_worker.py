@@ -160,7 +160,7 @@ def test_job_variables_that_fail_the_schema_fail_the_run_without_launching(
     marker_file = project / "launched.txt"
     deployment = deploy(client, project, pool, entrypoint="flows.py:marker")
     # The server refuses them when the run is created, naming the variable...
-    with pytest.raises(SkyrunAPIError, match="job variable 'stream_output'.*boolean"):
+    with pytest.raises(SkyrunAPIError, match=r"job variable 'stream_output'.*boolean"):
         run_deployment(
             client,
             deployment,

@@ -15,8 +15,8 @@ from skyrun.schemas.states import LATE, StateCreate, StateType
 from skyrun.schemas.work_pools import WorkerHeartbeat, WorkPoolCreate, WorkQueueCreate
 from skyrun.server.db import claims, deployments, flow_runs, work_pools
 from skyrun.server.db.engine import Database
-from skyrun.server.db.models import FlowRun, Worker
 from skyrun.server.db.housekeeping import finish_stuck_cancellations, mark_late_runs
+from skyrun.server.db.models import FlowRun, Worker
 from skyrun.server.services.scheduler import schedule_deployment_runs
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
