@@ -96,12 +96,15 @@ async def claim_runs(
     with their leases renewed, and takes no more.
     """
     lease_expires = now + timedelta(seconds=lease_seconds)
+    await dialect.lock_pool_for_claims(session, pool.id)
     if claim_key is not None:
+        # Looked up under the lock, so a first request still at work (its client
+        # gave up on it and retried) has committed what it took. Should it take
+        # runs later, in its wait, nobody launches them: their lease runs out.
         again = await runs_of_claim(session, worker_id, claim_key)
         if again:
             await extend_leases(session, worker_id, again, lease_expires)
             return again
-    await dialect.lock_pool_for_claims(session, pool.id)
     # Read again under the lock: a claim that committed meanwhile, or a pause.
     await session.refresh(pool)
     if pool.is_paused or limit <= 0:
