@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from skyrun.schemas.states import StateType, utcnow
-from skyrun.schemas.work_pools import WorkerHeartbeat
+from skyrun.schemas.work_pools import ClaimRequest, WorkerHeartbeat
 from skyrun.server.db import claims, dialect, work_pools
 from skyrun.server.db.engine import Database
 from skyrun.server.db.models import FlowRun, FlowRunState, Worker
+from skyrun.server.services import claiming
 from skyrun.settings import Settings
 
 
@@ -257,3 +258,26 @@ async def test_the_claim_lock_is_per_pool(api: httpx.AsyncClient, db: Database) 
             api.post("/api/work_pools/other/claim", json={"worker_name": "w"}), 30
         )
         assert response.status_code == 200
+
+
+async def test_a_waiting_claim_whose_client_has_gone_claims_nothing(
+    api: httpx.AsyncClient, db: Database, api_settings: Settings
+) -> None:
+    """Its client timed out (and may be retrying with the same key elsewhere): a run
+    claimed for it now would sit PENDING until its lease ran out."""
+    await pool_with_runs(api, 0)
+    gone = asyncio.Event()
+
+    async def disconnected() -> bool:
+        return gone.is_set()
+
+    request = ClaimRequest(worker_name="w", wait_seconds=60, claim_key="k")
+    waiting = asyncio.create_task(claiming.claim(db, api_settings, "pool", request, disconnected))
+    while not [w for w in body(await api.get("/api/work_pools/pool/workers")) if w["name"] == "w"]:
+        await asyncio.sleep(0.05)  # until the claim has registered its worker: it waits
+    gone.set()
+    deployment = body(await api.get("/api/deployments"))["items"][0]
+    run = body(await api.post(f"/api/deployments/{deployment['id']}/runs", json={}), 201)
+    response = await asyncio.wait_for(waiting, 30)  # woken by the new run
+    assert response.runs == []
+    assert body(await api.get(f"/api/flow_runs/{run['id']}"))["state"]["type"] == "SCHEDULED"

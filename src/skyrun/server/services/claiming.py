@@ -85,9 +85,10 @@ async def claim(
                     name=body.worker_name, heartbeat_interval=settings.worker_heartbeat_interval
                 )
                 worker_id = (await work_pools.heartbeat(session, pool, beat, now)).id
-            elif not await work_pools.worker_is_online(session, worker_id):
-                # Marked OFFLINE while this request waited (its worker went silent):
-                # runs claimed now would only wait for their lease to run out.
+            elif await disconnected() or not await work_pools.worker_is_online(session, worker_id):
+                # Its client has gone (and may be retrying with the same key), or its
+                # worker was marked OFFLINE while this request waited: runs claimed
+                # now would only wait for their lease to run out.
                 return ClaimResponse(worker_id=worker_id, runs=[], pool_paused=pool.is_paused)
             claimed = await claims.claim_runs(
                 session,
@@ -100,7 +101,7 @@ async def claim(
                 claim_key=body.claim_key,
             )
             remaining = deadline - time.monotonic()
-            if claimed or remaining <= 0 or await disconnected():
+            if claimed or remaining <= 0:
                 return ClaimResponse(
                     worker_id=worker_id,
                     runs=[await _claimed(session, run_id, pool, worker_id) for run_id in claimed],
