@@ -66,11 +66,9 @@ def type_job_template(worker_type: str) -> dict[str, Any]:
         module = importlib.import_module(location[0])
     except ImportError as exc:
         extra = extra_for(worker_type)
-        hint = (
-            f"install skyrun's {extra!r} extra (pip install 'skyrun[{extra}]')"
-            if extra
-            else ("reinstall skyrun")
-        )
+        hint = f"install skyrun's {extra!r} extra (pip install 'skyrun[{extra}]')"
+        if extra is None:
+            hint = "reinstall skyrun"
         raise WorkerTypeNotInstalled(
             f"the {worker_type!r} worker type is not installed here ({location[0]} cannot be "
             f"imported: {exc}); {hint}"
