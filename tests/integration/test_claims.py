@@ -202,15 +202,23 @@ async def test_a_run_whose_lease_keeps_running_out_is_crashed(
     assert "lease ran out 3 times" in run["state"]["message"]
 
 
-async def test_heartbeats_and_claims_refuse_unbounded_numbers(api: httpx.AsyncClient) -> None:
+async def test_work_pool_requests_refuse_unbounded_numbers(api: httpx.AsyncClient) -> None:
     await pool_with_runs(api, 0)
-    for path, payload in (
-        ("workers/heartbeat", {"name": "w", "heartbeat_interval": 1e300}),
-        ("claim", {"worker_name": "w", "lease_seconds": 1e300}),
-        ("claim", {"worker_name": "w", "claim_key": ""}),
+    for method, path, payload in (
+        ("POST", "workers/heartbeat", {"name": "w", "heartbeat_interval": 1e300}),
+        ("POST", "claim", {"worker_name": "w", "lease_seconds": 1e300}),
+        ("POST", "claim", {"worker_name": "w", "claim_key": ""}),
+        ("POST", "queues", {"name": "q", "priority": 3.2e19}),
+        ("PATCH", "queues/default", {"concurrency_limit": 2**31}),
+        ("PATCH", "", {"concurrency_limit": 2**40}),
     ):
-        response = await api.post(f"/api/work_pools/pool/{path}", json=payload)
+        response = await api.request(
+            method, f"/api/work_pools/pool/{path}".rstrip("/"), json=payload
+        )
         assert response.status_code == 422, (path, payload, response.text)
+    for hours in ("1e300", "nan", "inf", "-7e16"):
+        response = await api.get("/api/work_pools/pool/scheduled_runs", params={"hours": hours})
+        assert response.status_code == 422, (hours, response.text)
 
 
 # -- limits under races -------------------------------------------------------------
