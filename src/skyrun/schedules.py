@@ -44,14 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rruleset, rrulestr
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    field_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 __all__ = [
     "SCHEDULE_ADAPTER",
@@ -120,7 +113,7 @@ def _cpu_budget(what: str) -> Iterator[None]:
         sys.settrace(previous)
 
 
-def bounded(what: str, compute: Callable[[], T]) -> T:
+def _bounded(what: str, compute: Callable[[], T]) -> T:
     """`compute()` within the CPU budget; ScheduleTooCostly (naming `what`) beyond it."""
     with _cpu_budget(what):
         return compute()
@@ -315,7 +308,7 @@ def next_run_times(
             raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
     if limit <= 0 or (until is not None and until <= after):
         return []
-    return bounded(describe_schedule(schedule), lambda: _run_times(schedule, after, until, limit))
+    return _bounded(describe_schedule(schedule), lambda: _run_times(schedule, after, until, limit))
 
 
 def _run_times(
