@@ -26,7 +26,7 @@ from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachable, SkyrunAPIError
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.states import StateType
-from skyrun.schemas.work_pools import ClaimedRun, WorkPool, WorkPoolCreate
+from skyrun.schemas.work_pools import MAX_HEARTBEAT_RUNS, ClaimedRun, WorkPool, WorkPoolCreate
 from skyrun.settings import Settings
 from skyrun.workers.base import BaseWorker
 from skyrun.workers.health import HealthServer, PollHealth, default_threshold
@@ -246,7 +246,9 @@ class WorkerLoop:
                     self.options.pool_name,
                     self.options.worker_name,
                     interval,
-                    flow_run_ids=self.tracker.run_ids(),
+                    # The newest runs, which may still be PENDING, if it holds more
+                    # than one heartbeat may name (those launched long ago run by now).
+                    flow_run_ids=self.tracker.run_ids()[-MAX_HEARTBEAT_RUNS:],
                 )
             except Exception as exc:
                 logger.warning("Heartbeat failed: %s", exc)

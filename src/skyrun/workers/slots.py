@@ -111,7 +111,7 @@ class RunTracker:
             return run is not None and run.cancel_requested
 
     def run_ids(self) -> list[uuid.UUID]:
-        """Every run this worker holds now (its heartbeats keep their leases)."""
+        """Every run this worker holds now, oldest first (its heartbeats keep their leases)."""
         with self._lock:
             return list(self._runs)
 
