@@ -3,6 +3,7 @@
 Precedence, highest first: values passed to `Settings(...)`, environment
 variables (names are case-insensitive), the profile file
 (`$SKYRUN_HOME/profile.json`, written by `skyrun config set`), defaults.
+`Settings(home=H)` reads the profile of `H` only, never that of `$SKYRUN_HOME`.
 
 The sources are read here rather than through pydantic-settings: it would cost
 every flow process ~1.3 MiB and 20 ms of imports (argparse, dotenv, cloud
@@ -27,13 +28,14 @@ def home_dir() -> Path:
     return Path(os.environ.get("SKYRUN_HOME") or Path.home() / ".skyrun").expanduser()
 
 
-def profile_path() -> Path:
-    return home_dir() / "profile.json"
+def profile_path(home: Path | None = None) -> Path:
+    """The profile file of `home` (default: SKYRUN_HOME's)."""
+    return (home or home_dir()) / "profile.json"
 
 
-def read_profile() -> dict[str, str]:
+def read_profile(home: Path | None = None) -> dict[str, str]:
     """The profile's settings as {SKYRUN_NAME: value}; empty when there is none."""
-    path = profile_path()
+    path = profile_path(home)
     if not path.exists():
         return {}
     try:
@@ -59,15 +61,15 @@ class SettingsError(ValueError):
 
 
 def _from_environment_and_profile(
-    fields: Iterable[str],
+    fields: Iterable[str], home: Path | None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({field name: raw value}, {field name: its source}) from SKYRUN_* environment
-    variables over the profile."""
+    variables over the profile of `home` (default: SKYRUN_HOME's)."""
     known = set(fields)
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
-    profile = read_profile()
-    for source, where in ((profile, str(profile_path())), (os.environ, "the environment")):
+    profile = read_profile(home)
+    for source, where in ((profile, str(profile_path(home))), (os.environ, "the environment")):
         for key, value in source.items():
             upper = key.upper()
             if upper.startswith(ENV_PREFIX) and (name := upper[len(ENV_PREFIX) :].lower()) in known:
@@ -166,16 +168,42 @@ class Settings(BaseModel):
     worker_heartbeat_interval: float = 10.0
     worker_offline_after_missed: int = 3
     cancelling_timeout_seconds: float = 120.0
-    claim_lease_seconds: float = 60.0
     idempotency_key_retention_seconds: float = Field(
         default=86400.0,
         gt=0,
         le=366 * 86400,
         description="How long the server remembers a request's idempotency key (and its answer).",
     )
+    claim_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="How long a claimed run stays PENDING for its worker without word from "
+        "it; the worker's heartbeats extend the lease of the runs it is still launching.",
+    )
+    claim_lease_expiries: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="After this many expired leases, a run is CRASHED instead of "
+        "rescheduled (a run that keeps losing its workers while they launch it).",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL connections kept open per process."
+    )
+    database_max_overflow: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="PostgreSQL connections opened beyond database_pool_size under load.",
+    )
 
     def __init__(self, **values: Any) -> None:
-        found, sources = _from_environment_and_profile(type(self).model_fields)
+        home = values.get("home")
+        found, sources = _from_environment_and_profile(
+            type(self).model_fields,
+            Path(home).expanduser() if isinstance(home, str | os.PathLike) else None,
+        )
         for name in values:
             sources.pop(name, None)
         merged = {**found, **values}

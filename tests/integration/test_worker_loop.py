@@ -16,10 +16,11 @@ import pytest
 
 from processes import free_port
 from skyrun.client.client import SkyrunClient, get_client
+from skyrun.client.errors import SkyrunAPIError
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
 from skyrun.schemas.states import TERMINAL_TYPES, StateType
-from skyrun.schemas.work_pools import WorkPoolCreate
+from skyrun.schemas.work_pools import WorkPoolCreate, WorkPoolUpdate
 from skyrun.settings import Settings, get_settings
 from skyrun.workers.base import BaseWorker, InfrastructureError, InfrastructureResult
 from skyrun.workers.loop import (
@@ -79,16 +80,22 @@ def test_every_path_gives_its_slot_back(sdk_home: Path) -> None:
         )
     )
     behaviours = ["no-start", "watch-raises", "exit-0", "bad-variables"]
-    runs = []
-    for behaviour in behaviours:
-        variables: dict[str, Any] = {"behaviour": behaviour}
-        if behaviour == "bad-variables":
-            variables = {"behaviour": 12}
-        runs.append(
-            client.create_deployment_run(
-                deployment.id, DeploymentRunCreate(job_variables=variables)
-            )
+    runs = [
+        client.create_deployment_run(
+            deployment.id, DeploymentRunCreate(job_variables={"behaviour": behaviour})
         )
+        for behaviour in behaviours
+    ]
+    # The server refuses job variables the pool's template does not accept; a run
+    # whose variables the template stopped accepting after it was created (the
+    # pool changed) fails when the worker renders its job.
+    with pytest.raises(SkyrunAPIError, match="job variable 'behaviour'"):
+        client.create_deployment_run(
+            deployment.id, DeploymentRunCreate(job_variables={"behaviour": 12})
+        )
+    template = FlakyWorker.default_job_template()
+    template["variables"]["properties"]["behaviour"]["enum"] = behaviours[:3]
+    client.update_work_pool(pool.name, WorkPoolUpdate(base_job_template=template))
     options = WorkerOptions(pool_name=pool.name, worker_name="flaky-1", limit=1, poll_seconds=0.2)
     loop = WorkerLoop(FlakyWorker(client), client, get_settings(), options)
     thread = threading.Thread(target=loop.run)

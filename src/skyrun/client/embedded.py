@@ -40,7 +40,7 @@ class EmbeddedTransport:
             target=self._loop.run_forever, name="skyrun-embedded", daemon=True
         )
         self._thread.start()
-        self.database = Database(settings.resolved_database_url)
+        self.database = Database.from_settings(settings)
         self._app = create_app(
             settings, database=self.database, run_services=False, work_routes_on_demand=True
         )

@@ -11,6 +11,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# Integers are stored in 32-bit columns.
+INT32_MAX = 2**31 - 1
+# The longest a worker may go between heartbeats (and a claim's lease may last).
+MAX_HEARTBEAT_INTERVAL = 3600.0
+MAX_LEASE_SECONDS = 86_400.0
+# The most runs one heartbeat may name (a worker holds at most a few hundred).
+MAX_HEARTBEAT_RUNS = 1000
 
 
 def _check_name(value: str, what: str) -> str:
@@ -39,7 +46,7 @@ class WorkPoolCreate(BaseModel):
     type: str = Field(min_length=1, max_length=50)
     description: str | None = None
     base_job_template: dict[str, Any] = Field(default_factory=dict)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=INT32_MAX)
     is_paused: bool = False
 
     @field_validator("name")
@@ -52,7 +59,7 @@ class WorkPoolUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str | None = None
     base_job_template: dict[str, Any] | None = None
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=INT32_MAX)
     is_paused: bool | None = None
 
 
@@ -86,8 +93,8 @@ class WorkQueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
-    priority: int = Field(default=1, ge=1)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    priority: int = Field(default=1, ge=1, le=INT32_MAX)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=INT32_MAX)
     is_paused: bool = False
 
     @field_validator("name")
@@ -99,8 +106,8 @@ class WorkQueueCreate(BaseModel):
 class WorkQueueUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str | None = None
-    priority: int | None = Field(default=None, ge=1)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    priority: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=INT32_MAX)
     is_paused: bool | None = None
 
 
@@ -118,9 +125,18 @@ class WorkQueue(BaseModel):
 
 
 class WorkerHeartbeat(BaseModel):
+    """A worker says it is alive, and which of its claimed runs it is still launching."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    heartbeat_interval: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=10.0, gt=0, le=MAX_HEARTBEAT_INTERVAL)
+    flow_run_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_HEARTBEAT_RUNS,
+        description="The runs this worker claimed and is launching or watching: the leases "
+        "of those still PENDING are extended (a run nobody vouches for goes back to "
+        "SCHEDULED when its lease runs out).",
+    )
 
 
 class Worker(BaseModel):
@@ -134,14 +150,20 @@ class Worker(BaseModel):
 
 
 class ClaimRequest(BaseModel):
-    """A worker asks for due runs; the server waits up to `wait_seconds` for one."""
+    """A worker asks for due runs; the server waits up to `wait_seconds` for one.
+
+    `claim_key` makes the claim safe to retry: a worker generates one per poll
+    and sends it again when it retries that poll, and a repeat gets the runs the
+    first claim took (if its reply was lost) instead of more.
+    """
 
     model_config = ConfigDict(extra="forbid")
     worker_name: str = Field(min_length=1, max_length=200)
     work_queue_names: list[str] = Field(default_factory=list)
     limit: int = Field(default=1, ge=0, le=100)
     wait_seconds: float = Field(default=0.0, ge=0, le=60)
-    lease_seconds: float | None = Field(default=None, gt=0)
+    lease_seconds: float | None = Field(default=None, gt=0, le=MAX_LEASE_SECONDS)
+    claim_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ClaimedRun(BaseModel):

@@ -20,7 +20,6 @@ from skyrun.server.api.deps import EXTRA_SCHEMAS
 from skyrun.server.auth import ApiKeyAuth
 from skyrun.server.db.engine import Database
 from skyrun.server.errors import SkyrunServerError
-from skyrun.server.notify import RunNotifier
 from skyrun.server.services.loops import Service, start_services, stop_services
 from skyrun.settings import Settings
 
@@ -62,11 +61,14 @@ def create_app(
         work_routes_on_demand: add the work routers on the first request for
             their paths instead of now (the embedded mode); the API is the same.
     """
-    db = database or Database(settings.resolved_database_url)
+    db = database or Database.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
+        if run_services:
+            # On PostgreSQL, listen from the start: the first waiting claim need not connect.
+            await db.listening()
         tasks = start_services(server_services(settings), db) if run_services else []
         yield
         await stop_services(tasks)
@@ -83,7 +85,8 @@ def create_app(
     )
     app.state.database = db
     app.state.settings = settings
-    app.state.notifier = RunNotifier()
+    # Woken by every transaction that makes work claimable (server/db/work_events.py).
+    app.state.notifier = db.notifier
 
     api = APIRouter(prefix="/api")
 

@@ -27,7 +27,7 @@ from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachab
 from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.states import StateType
-from skyrun.schemas.work_pools import ClaimedRun, WorkPool, WorkPoolCreate
+from skyrun.schemas.work_pools import MAX_HEARTBEAT_RUNS, ClaimedRun, WorkPool, WorkPoolCreate
 from skyrun.settings import Settings
 from skyrun.workers.base import BaseWorker
 from skyrun.workers.health import HealthServer, PollHealth, default_threshold
@@ -122,6 +122,9 @@ class WorkerLoop:
             options.health_threshold_seconds or default_threshold(options.poll_seconds)
         )
         self.launcher = RunLauncher(client, worker, self.tracker, settings, self.stopping)
+        # The key of the poll being made: kept until a reply arrives, so a poll
+        # retried after a lost reply gets back the runs the server gave it.
+        self._claim_key: str | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> None:
@@ -194,6 +197,7 @@ class WorkerLoop:
     def _claim_once(self, wait_seconds: float) -> Exception | None:
         """One long-poll; starts a thread per claimed run. Returns why the poll failed."""
         opts = self.options
+        self._claim_key = self._claim_key or uuid.uuid4().hex
         try:
             response = self.client.claim_runs(
                 opts.pool_name,
@@ -201,6 +205,7 @@ class WorkerLoop:
                 queues=opts.queues,
                 limit=max(1, self.slots.free()),
                 wait_seconds=wait_seconds,
+                claim_key=self._claim_key,
             )
         except (ServerUnreachable, SkyrunAPIError) as exc:
             logger.warning("Polling work pool %r failed: %s", opts.pool_name, exc)
@@ -208,6 +213,7 @@ class WorkerLoop:
         except Exception as exc:
             logger.exception("Polling work pool %r failed", opts.pool_name)
             return exc
+        self._claim_key = None
         self.health.polled()
         for claimed in response.runs:
             self._start_run(claimed)
@@ -247,7 +253,12 @@ class WorkerLoop:
         while not self.stopping.is_set():
             try:
                 self.client.worker_heartbeat(
-                    self.options.pool_name, self.options.worker_name, interval
+                    self.options.pool_name,
+                    self.options.worker_name,
+                    interval,
+                    # The newest runs, which may still be PENDING, if it holds more
+                    # than one heartbeat may name (those launched long ago run by now).
+                    flow_run_ids=self.tracker.run_ids()[-MAX_HEARTBEAT_RUNS:],
                 )
             except Exception as exc:
                 delay = backoff.failed(exc)
