@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from skyrun.client import client as client_module
 from skyrun.sdk import flow_engine
+from skyrun.sdk import recorder as recorder_module
 from skyrun.server.app import create_app
 from skyrun.server.db.engine import Database
 from skyrun.settings import Settings, setting_names
@@ -200,10 +201,7 @@ async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def _close_sdk_caches() -> None:
     # Recorders flush through their client, so they close first.
-    recorders = list(flow_engine._recorders.values())
-    flow_engine._recorders.clear()
-    for recorder in recorders:
-        recorder.close()
+    recorder_module.close_recorders()
     flow_engine._flow_ids.clear()
     clients = list(client_module._clients.values())
     client_module._clients.clear()

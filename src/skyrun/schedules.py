@@ -18,15 +18,28 @@ converted to UTC.
   run for the repeated hour on a fall-back day; it never yields duplicates.
 
 Every returned datetime is timezone-aware UTC.
+
+Computing occurrences is bounded: no rule is ever walked from a DTSTART far in
+the past (rules that repeat every N seconds, minutes, hours, days or weeks are
+moved to "now" first, COUNT included), and every computation has a budget of
+CPU time (`COMPUTE_BUDGET_SECONDS`, counted for the computing thread only, so
+a busy machine does not shrink it), so a rule that matches no date or almost
+none (``FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30``, which dateutil would search up to
+the year 9999) fails fast with `ScheduleTooCostly`. A schedule whose next
+occurrence cannot be computed within the budget is refused when it is parsed.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Annotated, Any, Literal
+from types import FrameType
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -39,12 +52,20 @@ __all__ = [
     "IntervalSchedule",
     "RRuleSchedule",
     "Schedule",
+    "ScheduleTooCostly",
+    "accept_schedule",
     "describe_schedule",
     "next_run_times",
     "parse_schedule",
 ]
 
 _DAY_SECONDS = 86_400
+# The most CPU time one computation of occurrences may take. Real schedules need
+# milliseconds (a leap-day rule's next occurrence, four years of days away, ~10
+# ms); a rule matching no date takes seconds to minutes.
+COMPUTE_BUDGET_SECONDS = 0.5
+# How many calls pass between two looks at the clock (reading it costs more than a call).
+_CALLS_PER_CHECK = 32
 _DEFAULT_ANCHOR = datetime(2020, 1, 1)
 _RRULE_PERIODS = {
     SECONDLY: timedelta(seconds=1),
@@ -53,6 +74,49 @@ _RRULE_PERIODS = {
     DAILY: timedelta(days=1),
     WEEKLY: timedelta(weeks=1),
 }
+
+
+T = TypeVar("T")
+
+
+class ScheduleTooCostly(ValueError):
+    """Computing a schedule's occurrences took more than `COMPUTE_BUDGET_SECONDS` of CPU."""
+
+
+@contextmanager
+def _cpu_budget(what: str) -> Iterator[None]:
+    """Raise ScheduleTooCostly in the code inside once it has used the CPU budget."""
+    previous = sys.gettrace()
+    deadline = time.thread_time() + COMPUTE_BUDGET_SECONDS
+    calls = 0
+
+    def check(frame: FrameType, event: str, arg: Any) -> None:
+        # A global trace function is called at each Python call (and generator
+        # resume) and can raise into it: dateutil's search has no other way out.
+        # Returning None asks for no per-line events, so the cost stays small.
+        nonlocal calls
+        calls += 1
+        if calls % _CALLS_PER_CHECK == 0 and time.thread_time() > deadline:
+            raise ScheduleTooCostly(
+                f"{what} is too costly to compute: its next occurrences were not found "
+                f"within {COMPUTE_BUDGET_SECONDS:g} s of computation (a rule that matches no "
+                "date, such as February 30, or almost none, or a COUNT with BYxxx parts "
+                "counted from a DTSTART long ago); simplify the rule, or give a later "
+                "DTSTART or an UNTIL instead of the COUNT"
+            )
+
+    sys.settrace(check)
+    try:
+        yield
+    finally:
+        # An exception from the trace function has unset it already; restore what was there.
+        sys.settrace(previous)
+
+
+def _bounded(what: str, compute: Callable[[], T]) -> T:
+    """`compute()` within the CPU budget; ScheduleTooCostly (naming `what`) beyond it."""
+    with _cpu_budget(what):
+        return compute()
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -137,7 +201,7 @@ class RRuleSchedule(BaseModel):
     @classmethod
     def _valid_rrule(cls, value: str) -> str:
         try:
-            next(iter(_build_rrule(value, UTC)), None)
+            _build_rrule(value, UTC)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise ValueError(f"invalid rrule string {value!r}: {exc}") from exc
         return value
@@ -173,6 +237,26 @@ def parse_schedule(data: Mapping[str, Any]) -> Schedule:
             )
         payload["kind"] = present[0]
     return SCHEDULE_ADAPTER.validate_python(payload)
+
+
+def accept_schedule(data: Mapping[str, Any]) -> Schedule:
+    """Parse a schedule someone is saving, refusing one the scheduler could not compute.
+
+    `parse_schedule`, then the first occurrence after now, as the scheduler will
+    ask for it: a rule that cannot give it within the budget would fail every
+    scheduler pass. (Schedules already saved are parsed with `parse_schedule`.)
+
+    Raises:
+        ValueError: As `parse_schedule`; `ScheduleTooCostly` for such a rule.
+    """
+    schedule = parse_schedule(data)
+    try:
+        next_run_times(schedule, after=datetime.now(UTC), limit=1)
+    except ScheduleTooCostly:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{describe_schedule(schedule)} cannot be computed: {exc}") from exc
+    return schedule
 
 
 def describe_schedule(schedule: Schedule) -> str:
@@ -217,12 +301,19 @@ def next_run_times(
 
     Raises:
         ValueError: If ``after`` or ``until`` is naive.
+        ScheduleTooCostly: If the occurrences cannot be found within the budget.
     """
     for name, value in (("after", after), ("until", until)):
         if value is not None and value.utcoffset() is None:
             raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
     if limit <= 0 or (until is not None and until <= after):
         return []
+    return _bounded(describe_schedule(schedule), lambda: _run_times(schedule, after, until, limit))
+
+
+def _run_times(
+    schedule: Schedule, after: datetime, until: datetime | None, limit: int
+) -> list[datetime]:
     tz = _zone(schedule.timezone)
     if isinstance(schedule, CronSchedule):
         walls = _cron_walls(schedule, after, tz)
@@ -338,15 +429,38 @@ def _absolute_interval(
 def _rrule_walls(schedule: RRuleSchedule, after: datetime, tz: tzinfo) -> Iterator[datetime]:
     # A floating (naive) DTSTART in the string is read in the schedule's zone;
     # a DTSTART with TZID or Z keeps its own zone.
-    rule = _build_rrule(schedule.rrule, tz)
-    state = vars(rule)
-    if isinstance(rule, rrule) and state["_count"] is None and state["_freq"] in _RRULE_PERIODS:
-        # dateutil always iterates from DTSTART. Without COUNT, moving DTSTART
-        # forward by whole periods (wall-clock) leaves later occurrences unchanged.
-        start = state["_dtstart"]
-        period = _RRULE_PERIODS[state["_freq"]] * state["_interval"]
-        skip = (_scan_start(after, start.tzinfo or tz) - start.replace(tzinfo=None)) // period
-        if skip > 1:
-            rule = rule.replace(dtstart=start + (skip - 1) * period)
+    rule = _fast_forward(_build_rrule(schedule.rrule, tz), after, tz)
+    if rule is None:
+        return
     for occurrence in rule:
         yield occurrence if occurrence.tzinfo is not None else occurrence.replace(tzinfo=tz)
+
+
+def _fast_forward(rule: rrule | rruleset, after: datetime, tz: tzinfo) -> rrule | rruleset | None:
+    """The rule with DTSTART moved close to ``after`` where that keeps its occurrences.
+
+    dateutil always iterates from DTSTART, so a rule starting in 1970 would be
+    walked through every occurrence since. For a rule repeating every N seconds,
+    minutes, hours, days or weeks, moving DTSTART forward by whole periods
+    (wall-clock) leaves the later occurrences unchanged. With COUNT that holds
+    only when each period has exactly one occurrence (no BYxxx parts), and the
+    count shrinks by the periods skipped; None when none is left.
+    """
+    if not isinstance(rule, rrule):
+        return rule
+    state = vars(rule)
+    if state["_freq"] not in _RRULE_PERIODS:
+        return rule
+    count = state["_count"]
+    if count is not None and state["_original_rule"]:
+        return rule  # BYxxx parts and a COUNT: only walking can count; the budget bounds it
+    start = state["_dtstart"]
+    period = _RRULE_PERIODS[state["_freq"]] * state["_interval"]
+    skip = (_scan_start(after, start.tzinfo or tz) - start.replace(tzinfo=None)) // period
+    if skip <= 1:
+        return rule
+    moved = start + (skip - 1) * period
+    if count is None:
+        return rule.replace(dtstart=moved)
+    remaining = count - (skip - 1)
+    return rule.replace(dtstart=moved, count=remaining) if remaining > 0 else None

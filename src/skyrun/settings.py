@@ -3,6 +3,7 @@
 Precedence, highest first: values passed to `Settings(...)`, environment
 variables (names are case-insensitive), the profile file
 (`$SKYRUN_HOME/profile.json`, written by `skyrun config set`), defaults.
+`Settings(home=H)` reads the profile of `H` only, never that of `$SKYRUN_HOME`.
 
 The sources are read here rather than through pydantic-settings: it would cost
 every flow process ~1.3 MiB and 20 ms of imports (argparse, dotenv, cloud
@@ -27,13 +28,14 @@ def home_dir() -> Path:
     return Path(os.environ.get("SKYRUN_HOME") or Path.home() / ".skyrun").expanduser()
 
 
-def profile_path() -> Path:
-    return home_dir() / "profile.json"
+def profile_path(home: Path | None = None) -> Path:
+    """The profile file of `home` (default: SKYRUN_HOME's)."""
+    return (home or home_dir()) / "profile.json"
 
 
-def read_profile() -> dict[str, str]:
+def read_profile(home: Path | None = None) -> dict[str, str]:
     """The profile's settings as {SKYRUN_NAME: value}; empty when there is none."""
-    path = profile_path()
+    path = profile_path(home)
     if not path.exists():
         return {}
     try:
@@ -85,15 +87,15 @@ def write_profile(values: dict[str, str]) -> Path:
 
 
 def _from_environment_and_profile(
-    fields: Iterable[str],
+    fields: Iterable[str], home: Path | None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({field name: raw value}, {field name: its source}) from SKYRUN_* environment
-    variables over the profile."""
+    variables over the profile of `home` (default: SKYRUN_HOME's)."""
     known = set(fields)
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
-    profile = read_profile()
-    for source, where in ((profile, str(profile_path())), (os.environ, "the environment")):
+    profile = read_profile(home)
+    for source, where in ((profile, str(profile_path(home))), (os.environ, "the environment")):
         for key, value in source.items():
             upper = key.upper()
             if upper.startswith(ENV_PREFIX) and (name := upper[len(ENV_PREFIX) :].lower()) in known:
@@ -195,8 +197,55 @@ class Settings(BaseModel):
         allow_inf_nan=False,
         description="Seconds between background flushes of task runs and logs.",
     )
+    recorder_flush_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Seconds a flow run's end (and the process's exit) keeps retrying to send "
+        "its task runs and logs before saving them to a spool file under SKYRUN_HOME.",
+    )
     client_timeout: float = _seconds(30.0, high=_DAY)
-    client_retries: int = Field(default=3, ge=0, le=100)
+    client_retries: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Tries after the first for a request the API did not answer, in a "
+        "process that has not reached the API yet (a command against a stopped server "
+        "fails at once).",
+    )
+    client_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Once a process has reached the API, how long it keeps retrying a "
+        "request that got no answer (when a repeat is safe): a server restart does not "
+        "fail the flows and workers talking to it. 0: SKYRUN_CLIENT_RETRIES tries only.",
+    )
+    final_state_timeout: float = Field(
+        default=300.0,
+        ge=0,
+        le=7 * _DAY,
+        allow_inf_nan=False,
+        description="Seconds a flow run's final state (and a worker's CRASHED or CANCELLED "
+        "report) keeps being retried while the server does not answer.",
+    )
+    flow_run_heartbeat_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds between a running flow's heartbeats (which also tell it that "
+        "it is being cancelled).",
+    )
+    flow_run_heartbeat_timeout: float = Field(
+        default=90.0,
+        gt=0,
+        le=7 * _DAY,
+        allow_inf_nan=False,
+        description="Server: a RUNNING flow run with no heartbeat for this long is CRASHED.",
+    )
     # Services (intervals in seconds).
     scheduler_interval: float = _seconds(10.0, high=_DAY)
     housekeeping_interval: float = _seconds(5.0, high=_DAY)
@@ -207,10 +256,44 @@ class Settings(BaseModel):
     worker_heartbeat_interval: float = _seconds(10.0, high=3600.0)
     worker_offline_after_missed: int = Field(default=3, ge=1, le=1000)
     cancelling_timeout_seconds: float = _seconds(120.0, high=7 * _DAY)
-    claim_lease_seconds: float = _seconds(60.0, high=_DAY)
+    idempotency_key_retention_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        le=366 * _DAY,
+        allow_inf_nan=False,
+        description="How long the server remembers a request's idempotency key (and its answer).",
+    )
+    claim_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="How long a claimed run stays PENDING for its worker without word from "
+        "it; the worker's heartbeats extend the lease of the runs it is still launching.",
+    )
+    claim_lease_expiries: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="After this many expired leases, a run is CRASHED instead of "
+        "rescheduled (a run that keeps losing its workers while they launch it).",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="PostgreSQL connections kept open per process."
+    )
+    database_max_overflow: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="PostgreSQL connections opened beyond database_pool_size under load.",
+    )
 
     def __init__(self, **values: Any) -> None:
-        found, sources = _from_environment_and_profile(type(self).model_fields)
+        home = values.get("home")
+        found, sources = _from_environment_and_profile(
+            type(self).model_fields,
+            Path(home).expanduser() if isinstance(home, str | os.PathLike) else None,
+        )
         for name in values:
             sources.pop(name, None)
         merged = {**found, **values}

@@ -30,8 +30,9 @@ from worker_support import (
 )
 
 from skyrun.client.client import SkyrunClient
+from skyrun.client.errors import SkyrunAPIError
 from skyrun.schemas.states import StateCreate, StateType
-from skyrun.schemas.work_pools import WorkPoolCreate
+from skyrun.schemas.work_pools import WorkPoolCreate, WorkPoolUpdate
 
 FLOWS = """
 import os
@@ -52,6 +53,11 @@ def myflow(greeting: str = "hello"):
 @flow
 def marker(path: str):
     Path(path).write_text("launched")
+
+
+@flow
+def fails():
+    raise ValueError("this flow fails")
 
 
 @flow
@@ -151,22 +157,35 @@ def test_deployment_run_completes_and_its_output_is_in_the_logs(
 def test_job_variables_that_fail_the_schema_fail_the_run_without_launching(
     client: SkyrunClient, project: Path, pool: str, start_worker
 ) -> None:
-    start_worker(pool)
     marker_file = project / "launched.txt"
     deployment = deploy(client, project, pool, entrypoint="flows.py:marker")
+    # The server refuses them when the run is created, naming the variable...
+    with pytest.raises(SkyrunAPIError, match=r"job variable 'stream_output'.*boolean"):
+        run_deployment(
+            client,
+            deployment,
+            parameters={"path": str(marker_file)},
+            job_variables={"stream_output": "loudly"},
+        )
+    # ...and a run whose variables the pool stopped accepting after it was created
+    # fails when the worker renders its job, before anything is launched.
     run = run_deployment(
         client,
         deployment,
         parameters={"path": str(marker_file)},
-        job_variables={"stream_output": "loudly"},
+        job_variables={"stream_output": True},
     )
+    template = client.read_work_pool(pool).base_job_template
+    template["variables"]["properties"]["stream_output"].update(type="string", default="yes")
+    client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
+    start_worker(pool)
 
     finished = wait_final(client, run.id)
 
     assert finished.state is not None and finished.state.type == StateType.FAILED
     assert finished.state.message is not None
     assert "stream_output" in finished.state.message
-    assert "boolean" in finished.state.message
+    assert "string" in finished.state.message
     assert finished.infrastructure_id is None
     assert not marker_file.exists()
 
@@ -243,10 +262,11 @@ def test_limit_slots_come_back_after_a_crash_and_a_failure(
     client: SkyrunClient, project: Path, pool: str, start_worker
 ) -> None:
     crashing = deploy(client, project, pool, entrypoint="flows.py:vanish")
+    failing = deploy(client, project, pool, entrypoint="flows.py:fails")
     good = deploy(client, project, pool, entrypoint="flows.py:myflow")
     runs = [
         run_deployment(client, crashing, parameters={"code": 7}),
-        run_deployment(client, good, job_variables={"working_dir": 42}),
+        run_deployment(client, failing),
         run_deployment(client, good),
     ]
     worker = start_worker(pool, "--limit", "1")
@@ -319,7 +339,8 @@ def test_a_dead_workers_claimed_runs_are_recovered(
         StateType.RUNNING,
         StateType.COMPLETED,
     ]
-    assert "worker stopped" in (history[2].message or "")
+    assert history[2].name == "Rescheduled"
+    assert "lease ran out" in (history[2].message or "")
 
 
 def test_flow_run_execute_reports_a_bad_entrypoint(

@@ -35,8 +35,10 @@ FAST_SERVER_ENV = {
 class ServerProcess(processes.ServerProcess):
     """A server with FAST_SERVER_ENV (quick liveness and recovery), and clients for it."""
 
-    def __init__(self, home: Path, database_url: str | None = None, **env: str) -> None:
-        super().__init__(home, database_url=database_url, **{**FAST_SERVER_ENV, **env})
+    def __init__(
+        self, home: Path, database_url: str | None = None, *, port: int | None = None, **env: str
+    ) -> None:
+        super().__init__(home, port=port, database_url=database_url, **{**FAST_SERVER_ENV, **env})
 
     def client(self) -> SkyrunClient:
         settings = Settings(home=self.home).model_copy(

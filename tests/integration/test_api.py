@@ -199,9 +199,15 @@ async def test_create_a_flow_run_with_a_given_id_and_state(api: httpx.AsyncClien
     assert run["state"]["type"] == "SCHEDULED"
     assert datetime.fromisoformat(run["expected_start_time"]) == due
 
+    # A repeat (a retry after a lost reply) gets the run the first request made.
     again = await api.post("/api/flow_runs", json={"flow_id": flow["id"], "id": run_id})
-    assert again.status_code == 409
-    assert run_id in again.json()["detail"]
+    assert again.status_code == 201
+    assert again.json() == run
+    # The same id for a run of another flow is a conflict.
+    other = await create_flow(api, "other-flow")
+    clash = await api.post("/api/flow_runs", json={"flow_id": other["id"], "id": run_id})
+    assert clash.status_code == 409
+    assert run_id in clash.json()["detail"] and "another flow" in clash.json()["detail"]
 
 
 async def test_a_run_created_running_is_counted_as_started(api: httpx.AsyncClient) -> None:
@@ -554,7 +560,7 @@ async def test_batch_records_task_runs_and_logs(api: httpx.AsyncClient) -> None:
     logs.append(log_line(run["id"], "from a task", task_run_id=failed["id"]))
 
     result = body(await api.post("/api/batch", json={"task_runs": [done, failed], "logs": logs}))
-    assert result == {"task_runs": 2, "logs": 4}
+    assert result == {"task_runs": 2, "logs": 4, "refused": []}
 
     page = body(await api.get("/api/task_runs", params={"flow_run_id": run["id"]}))
     assert page["count"] == 2
@@ -624,6 +630,7 @@ async def test_resending_a_task_run_updates_it(api: httpx.AsyncClient) -> None:
     assert body(await api.post("/api/batch", json={"task_runs": [later]})) == {
         "task_runs": 1,
         "logs": 0,
+        "refused": [],
     }
     page = body(await api.get("/api/task_runs", params={"flow_run_id": run["id"]}))
     assert page["count"] == 1
@@ -677,51 +684,71 @@ async def test_resending_the_same_batch_is_harmless(api: httpx.AsyncClient) -> N
     assert [s["type"] for s in task_run["state_history"]] == ["PENDING", "RUNNING", "COMPLETED"]
 
 
-async def test_batch_for_an_unknown_flow_run_is_422(api: httpx.AsyncClient) -> None:
-    missing = str(uuid.uuid4())
-    response = await api.post(
-        "/api/batch", json={"task_runs": [task_run_record(missing, ("PENDING", "Pending"))]}
-    )
-    assert missing in error_text(response)
-
-    response = await api.post("/api/batch", json={"logs": [log_line(missing, "orphan")]})
-    assert missing in error_text(response)
-    assert body(await api.get("/api/logs")) == []
-
-
-async def test_a_rejected_batch_records_nothing(api: httpx.AsyncClient) -> None:
+async def test_records_of_an_unknown_flow_run_are_refused_and_the_rest_recorded(
+    api: httpx.AsyncClient,
+) -> None:
     flow = await create_flow(api)
     run = await create_run(api, flow["id"], state={"type": "RUNNING"})
+    missing = str(uuid.uuid4())
     good = task_run_record(run["id"], ("PENDING", "Pending"))
-    bad = task_run_record(str(uuid.uuid4()), ("PENDING", "Pending"))
-    response = await api.post(
-        "/api/batch", json={"task_runs": [good, bad], "logs": [log_line(run["id"], "x")]}
-    )
-    assert response.status_code == 422
-    assert body(await api.get("/api/task_runs"))["count"] == 0
-    assert body(await api.get("/api/logs")) == []
+    bad = task_run_record(missing, ("PENDING", "Pending"))
+    lines = [log_line(run["id"], "kept"), log_line(missing, "orphan"), log_line(None, "no run")]
+    result = body(await api.post("/api/batch", json={"task_runs": [bad, good], "logs": lines}))
+    assert result == {
+        "task_runs": 1,
+        "logs": 2,
+        "refused": [
+            {"kind": "task_run", "index": 0, "reason": f"flow run {missing} does not exist"},
+            {"kind": "log", "index": 1, "reason": f"flow run {missing} does not exist"},
+        ],
+    }
+    assert [t["id"] for t in body(await api.get("/api/task_runs"))["items"]] == [good["id"]]
+    assert [line["message"] for line in body(await api.get("/api/logs"))] == ["kept", "no run"]
 
 
-async def test_invalid_batches_name_the_field(api: httpx.AsyncClient) -> None:
-    record = task_run_record(str(uuid.uuid4()), ("PENDING", "Pending"))
+async def test_invalid_records_are_refused_naming_the_field_and_the_rest_recorded(
+    api: httpx.AsyncClient,
+) -> None:
+    flow = await create_flow(api)
+    run = await create_run(api, flow["id"], state={"type": "RUNNING"})
+    record = task_run_record(run["id"], ("PENDING", "Pending"))
     bad_state = {"type": "PENDING", "name": "Pending", "timestamp": "now"}
+    invalid_runs: list[tuple[Any, str]] = [
+        (record | {"id": str(uuid.uuid4()), "states": []}, "states: "),
+        (record | {"flow_run_id": "nope"}, "flow_run_id: "),
+        (record | {"task_key": None}, "task_key: "),
+        (record | {"extra": True}, "extra: "),
+        (record | {"states": [bad_state]}, "states.0.timestamp: "),
+        ("not a record", "Input should be a valid dictionary"),
+    ]
+    invalid_lines: list[tuple[Any, str]] = [
+        (log_line(None, "x", level=500), "level: "),
+        (log_line(None, "x") | {"message": None}, "message: "),
+    ]
+    batch = {
+        "task_runs": [*(r for r, _ in invalid_runs), record],
+        "logs": [*(line for line, _ in invalid_lines), log_line(run["id"], "kept")],
+    }
+    result = body(await api.post("/api/batch", json=batch))
+    assert (result["task_runs"], result["logs"]) == (1, 1)
+    expected = [("task_run", i, start) for i, (_, start) in enumerate(invalid_runs)]
+    expected += [("log", i, start) for i, (_, start) in enumerate(invalid_lines)]
+    refused = [(r["kind"], r["index"], r["reason"]) for r in result["refused"]]
+    assert [(kind, index) for kind, index, _ in refused] == [(k, i) for k, i, _ in expected]
+    for (_, _, reason), (_, _, start) in zip(refused, expected, strict=True):
+        assert start in reason, (start, reason)
+    assert [t["id"] for t in body(await api.get("/api/task_runs"))["items"]] == [record["id"]]
+    assert [line["message"] for line in body(await api.get("/api/logs"))] == ["kept"]
+
+
+async def test_a_body_that_is_not_a_batch_is_422(api: httpx.AsyncClient) -> None:
     cases: list[tuple[Any, tuple[Any, ...]]] = [
-        ({"task_runs": [record | {"states": []}]}, ("body", "task_runs", 0, "states")),
-        (
-            {"task_runs": [record | {"flow_run_id": "nope"}]},
-            ("body", "task_runs", 0, "flow_run_id"),
-        ),
-        ({"task_runs": [record | {"task_key": None}]}, ("body", "task_runs", 0, "task_key")),
-        ({"task_runs": [record | {"extra": True}]}, ("body", "task_runs", 0, "extra")),
-        (
-            {"task_runs": [record | {"states": [bad_state]}]},
-            ("body", "task_runs", 0, "states", 0, "timestamp"),
-        ),
-        ({"logs": [log_line(None, "x", level=500)]}, ("body", "logs", 0, "level")),
-        ({"logs": [log_line(None, "x") | {"message": None}]}, ("body", "logs", 0, "message")),
         ({"task_run": []}, ("body", "task_run")),
+        ({"task_runs": {}}, ("body", "task_runs")),
+        ([], ("body",)),
     ]
     await assert_422_naming(api, "POST", "/api/batch", cases)
+    await assert_422_naming(api, "POST", "/api/logs", [({"logs": []}, ("body",))])
 
 
 async def test_logs_page_forward_with_after_id(api: httpx.AsyncClient) -> None:
@@ -729,7 +756,11 @@ async def test_logs_page_forward_with_after_id(api: httpx.AsyncClient) -> None:
     run = await create_run(api, flow["id"], state={"type": "RUNNING"})
     other = await create_run(api, flow["id"], state={"type": "RUNNING"})
     lines = [log_line(run["id"], f"line {i}", level=10 if i % 2 else 30) for i in range(6)]
-    assert body(await api.post("/api/logs", json=lines), 201) == {"logs": 6}
+    assert body(await api.post("/api/logs", json=lines), 201) == {
+        "task_runs": 0,
+        "logs": 6,
+        "refused": [],
+    }
     body(await api.post("/api/logs", json=[log_line(other["id"], "elsewhere")]), 201)
 
     stored = body(await api.get("/api/logs", params={"flow_run_id": run["id"]}))
@@ -752,10 +783,19 @@ async def test_logs_page_forward_with_after_id(api: httpx.AsyncClient) -> None:
     assert len(body(await api.get("/api/logs"))) == 7
 
 
-async def test_logs_for_an_unknown_flow_run_are_422(api: httpx.AsyncClient) -> None:
+async def test_log_lines_are_refused_one_by_one(api: httpx.AsyncClient) -> None:
+    flow = await create_flow(api)
+    run = await create_run(api, flow["id"], state={"type": "RUNNING"})
     missing = str(uuid.uuid4())
-    response = await api.post("/api/logs", json=[log_line(missing, "orphan")])
-    assert missing in error_text(response)
+    lines = [log_line(missing, "orphan"), log_line(run["id"], "kept"), {"level": "high"}]
+    result = body(await api.post("/api/logs", json=lines), 201)
+    assert (result["logs"], [(r["index"], r["kind"]) for r in result["refused"]]) == (
+        1,
+        [(0, "log"), (2, "log")],
+    )
+    assert missing in result["refused"][0]["reason"]
+    assert "level: " in result["refused"][1]["reason"]
+    assert [line["message"] for line in body(await api.get("/api/logs"))] == ["kept"]
 
 
 async def test_deleting_a_flow_run_deletes_its_records(api: httpx.AsyncClient) -> None:

@@ -402,8 +402,13 @@ def test_serve_without_a_server_schedules_its_own_runs(tmp_path: Path) -> None:
         )
         client = SkyrunClient(Settings(home=home))
         try:
-            wait_for(lambda: b"Press Ctrl-C" in serve_log.read_bytes(), 60, "flow.serve()")
-            assert "scheduling runs in this process" in serve_log.read_text()
+            # serve() prints this after "Press Ctrl-C to stop.", once its services run:
+            # waiting for the earlier line and then asserting this one was a race.
+            wait_for(
+                lambda: b"scheduling runs in this process" in serve_log.read_bytes(),
+                60,
+                "flow.serve() to start its own scheduler",
+            )
             deployment = client.read_deployment_by_name("load-rows", "served")
             auto = wait_for(
                 lambda: completed_auto_run(client, deployment.id), 90, "a scheduled run to complete"

@@ -37,6 +37,8 @@ NOT_LOADED = (
     "httpx",
     "httpcore",
     "pydantic_settings",
+    "tenacity",  # the backoff is loaded after a first failed request only
+    "skyrun.retries",
     "skyrun.server.api.work_pools",
     "skyrun.server.api.deployments",
     "skyrun.server.services.housekeeping",

@@ -14,14 +14,23 @@ from typing import Any
 
 import pytest
 
-from skyrun.client.client import get_client
+from processes import free_port
+from skyrun.client.client import SkyrunClient, get_client
+from skyrun.client.errors import SkyrunAPIError
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
 from skyrun.schemas.states import TERMINAL_TYPES, StateType
-from skyrun.schemas.work_pools import WorkPoolCreate
-from skyrun.settings import get_settings
+from skyrun.schemas.work_pools import WorkPoolCreate, WorkPoolUpdate
+from skyrun.settings import Settings, get_settings
 from skyrun.workers.base import BaseWorker, InfrastructureError, InfrastructureResult
-from skyrun.workers.loop import WorkerConfigError, WorkerLoop, WorkerOptions, ensure_work_pool
+from skyrun.workers.loop import (
+    RECONNECT_MAX_SECONDS,
+    WorkerConfigError,
+    WorkerLoop,
+    WorkerOptions,
+    ensure_work_pool,
+)
+from skyrun.workers.process import ProcessWorker
 
 
 class FlakyWorker(BaseWorker):
@@ -71,16 +80,22 @@ def test_every_path_gives_its_slot_back(sdk_home: Path) -> None:
         )
     )
     behaviours = ["no-start", "watch-raises", "exit-0", "bad-variables"]
-    runs = []
-    for behaviour in behaviours:
-        variables: dict[str, Any] = {"behaviour": behaviour}
-        if behaviour == "bad-variables":
-            variables = {"behaviour": 12}
-        runs.append(
-            client.create_deployment_run(
-                deployment.id, DeploymentRunCreate(job_variables=variables)
-            )
+    runs = [
+        client.create_deployment_run(
+            deployment.id, DeploymentRunCreate(job_variables={"behaviour": behaviour})
         )
+        for behaviour in behaviours
+    ]
+    # The server refuses job variables the pool's template does not accept; a run
+    # whose variables the template stopped accepting after it was created (the
+    # pool changed) fails when the worker renders its job.
+    with pytest.raises(SkyrunAPIError, match="job variable 'behaviour'"):
+        client.create_deployment_run(
+            deployment.id, DeploymentRunCreate(job_variables={"behaviour": 12})
+        )
+    template = FlakyWorker.default_job_template()
+    template["variables"]["properties"]["behaviour"]["enum"] = behaviours[:3]
+    client.update_work_pool(pool.name, WorkPoolUpdate(base_job_template=template))
     options = WorkerOptions(pool_name=pool.name, worker_name="flaky-1", limit=1, poll_seconds=0.2)
     loop = WorkerLoop(FlakyWorker(client), client, get_settings(), options)
     thread = threading.Thread(target=loop.run)
@@ -113,3 +128,39 @@ def test_a_pool_of_another_type_is_refused(sdk_home: Path) -> None:
     client.create_work_pool(WorkPoolCreate(name="processes", type="process"))
     with pytest.raises(WorkerConfigError, match=r"is of type 'process'.*-t process"):
         ensure_work_pool(client, "processes", "flaky", FlakyWorker.default_job_template())
+
+
+class RecordingStop(threading.Event):
+    """The loop's stop event, recording each wait instead of sleeping; set after `waits`."""
+
+    def __init__(self, waits: int) -> None:
+        super().__init__()
+        self.limit = waits
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0.0))
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def test_a_worker_whose_server_is_away_tries_again_within_seconds(settings: Settings) -> None:
+    """After a server restart the worker polls within RECONNECT_MAX_SECONDS (it used to
+    wait up to 30 s between polls, and its heartbeats a whole interval)."""
+    nothing_listens = f"http://127.0.0.1:{free_port()}/api"
+    settings = settings.model_copy(
+        update={"api_url": nothing_listens, "client_retries": 0, "worker_heartbeat_interval": 30}
+    )
+    client = SkyrunClient(settings)
+    try:
+        loop = WorkerLoop(ProcessWorker(client), client, settings, WorkerOptions("pool", "worker"))
+        loop.stopping = polls = RecordingStop(waits=12)
+        loop._claim_loop()
+        loop.stopping = beats = RecordingStop(waits=12)
+        loop._heartbeat_loop()
+    finally:
+        client.close()
+    for waits in (polls.waits, beats.waits):
+        assert max(waits) == RECONNECT_MAX_SECONDS, waits
+        assert waits[0] < waits[3], waits  # backing off, from well below the cap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,8 @@ from skyrun.schedules import (
     CronSchedule,
     IntervalSchedule,
     RRuleSchedule,
+    ScheduleTooCostly,
+    accept_schedule,
     describe_schedule,
     next_run_times,
     parse_schedule,
@@ -483,3 +486,76 @@ def test_whole_day_interval_anchor_in_second_fold_is_itself_an_occurrence() -> N
     schedule = IntervalSchedule(interval=86400, anchor_date=anchor, timezone=NY)
     runs = next_run_times(schedule, after=utc(2026, 11, 1, 6), limit=2)
     assert runs == [anchor, utc(2026, 11, 2, 6, 30)]
+
+
+# ------------------------------------------------------------- bounded computation
+
+
+def test_a_count_rule_from_1970_is_computed_from_now_not_walked_from_dtstart() -> None:
+    # The review's rule: a walk from DTSTART would take hours (and froze the server).
+    text = "DTSTART:19700101T000000Z\nRRULE:FREQ=SECONDLY;COUNT=2000000000"
+    schedule = accept_schedule({"rrule": text})
+    after = utc(2026, 6, 1, 12)
+    assert next_run_times(schedule, after=after, limit=3) == [
+        after + timedelta(seconds=s) for s in (1, 2, 3)
+    ]
+    # Its COUNT still ends it: the two-billionth second of 1970's epoch is in 2033.
+    last = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=2_000_000_000 - 1)
+    assert next_run_times(schedule, after=last - timedelta(seconds=2)) == [
+        last - timedelta(seconds=1),
+        last,
+    ]
+
+
+@pytest.mark.parametrize("tz", ["UTC", NY])
+def test_a_count_rule_fast_forwarded_keeps_its_count(tz: str) -> None:
+    from dateutil.rrule import rrulestr
+
+    text = "DTSTART:20250101T093000\nRRULE:FREQ=DAILY;INTERVAL=2;COUNT=300"
+    oracle = list(
+        rrulestr(text, tzinfos=None).replace(
+            dtstart=datetime(2025, 1, 1, 9, 30, tzinfo=ZoneInfo(tz))
+        )
+    )
+    for after in (utc(2025, 6, 1), utc(2026, 8, 20, 13, 30), utc(2027, 1, 1)):
+        expected = [o.astimezone(UTC) for o in oracle if o.astimezone(UTC) > after][:50]
+        schedule = RRuleSchedule(rrule=text, timezone=tz)
+        assert next_run_times(schedule, after=after, limit=50) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=31"],
+)
+def test_a_rule_that_matches_no_date_is_refused_not_searched_to_year_9999(text: str) -> None:
+    with pytest.raises(ScheduleTooCostly, match="too costly to compute"):
+        accept_schedule({"rrule": text})
+    # One saved before this check still parses; computing it stops at the budget.
+    schedule = parse_schedule({"rrule": text})
+    with pytest.raises(ScheduleTooCostly):
+        next_run_times(schedule, after=utc(2026, 1, 1))
+
+
+def test_a_rare_but_real_rule_is_accepted() -> None:
+    schedule = accept_schedule({"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29"})
+    assert next_run_times(schedule, after=utc(2026, 1, 1), limit=2) == [
+        utc(2028, 2, 29),
+        utc(2032, 2, 29),
+    ]
+
+
+def test_the_budget_leaves_a_trace_function_in_place() -> None:
+    def tracer(*_args: object) -> None:
+        return None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        next_run_times(cron("0 9 * * *"), after=utc(2026, 1, 1))
+        with pytest.raises(ScheduleTooCostly):
+            next_run_times(
+                RRuleSchedule(rrule="FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"), after=utc(2026, 1, 1)
+            )
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(previous)

@@ -74,3 +74,16 @@ def test_a_broken_profile_says_which_file(home: Path) -> None:
     (home / "profile.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"profile\.json is not valid JSON"):
         Settings()
+
+
+def test_a_given_home_reads_its_own_profile_only(
+    home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # SKYRUN_HOME's profile (a developer's, say) must not leak into Settings(home=...).
+    (home / "profile.json").write_text(json.dumps({"SKYRUN_API_URL": "http://elsewhere/api"}))
+    other = tmp_path_factory.mktemp("other-home")
+    assert Settings(home=other).api_url is None
+    (other / "profile.json").write_text(json.dumps({"SKYRUN_CLIENT_RETRIES": "7"}))
+    settings = Settings(home=str(other))
+    assert (settings.home, settings.client_retries, settings.api_url) == (other, 7, None)
+    assert Settings().api_url == "http://elsewhere/api"  # SKYRUN_HOME's own, as before

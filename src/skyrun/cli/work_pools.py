@@ -19,7 +19,12 @@ from skyrun.cli.output import (
     to_jsonable,
     warn,
 )
-from skyrun.jobs.types import default_job_template, extra_for, known_types
+from skyrun.jobs.types import (
+    UnknownWorkerType,
+    WorkerTypeNotInstalled,
+    known_types,
+    type_job_template,
+)
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate, WorkPoolUpdate
 
 if TYPE_CHECKING:
@@ -96,17 +101,10 @@ def read_template_file(path: str) -> dict[str, Any]:
 
 def type_default_template(worker_type: str) -> dict[str, Any]:
     """The default base job template of a worker type; a CLIError listing known types."""
-    if worker_type not in known_types():
-        raise CLIError(
-            f"unknown worker type {worker_type!r}; known types: {', '.join(known_types())}"
-        )
-    template = default_job_template(worker_type)
-    if template is None:
-        extra = extra_for(worker_type)
-        # No "skyrun[extra]" here: the error console would read "[extra]" as markup.
-        hint = f"; install skyrun's {extra!r} extra" if extra else ""
-        raise CLIError(f"the {worker_type!r} worker type is not installed{hint}")
-    return template
+    try:
+        return type_job_template(worker_type)
+    except (UnknownWorkerType, WorkerTypeNotInstalled) as exc:
+        raise CLIError(str(exc))
 
 
 def parse_assignment(item: str, option: str) -> tuple[str, str]:
@@ -130,7 +128,8 @@ def create(
 ) -> None:
     """Create a work pool (with the worker type's default job template unless given one)."""
     template = read_template_file(base_job_template) if base_job_template else {}
-    if worker_type not in known_types():
+    # Without a template the server refuses a type it does not know, saying so.
+    if template and worker_type not in known_types():
         warn(
             f"skyrun has no worker for type {worker_type!r} (known types: "
             f"{', '.join(known_types())}); the pool needs a worker of that type from elsewhere"

@@ -37,30 +37,65 @@ class SkyrunClient(WorkClientMixin, BaseClient):
 
     # Flows and flow runs
     def create_flow(self, name: str, tags: list[str] | None = None) -> Flow:
-        return self.post_model(Flow, "flows", FlowCreate(name=name, tags=tags or []))
+        # Get-or-create by name: a repeat finds the flow the first one made.
+        return self.post_model(
+            Flow, "flows", FlowCreate(name=name, tags=tags or []), idempotent=True
+        )
 
     def read_flow(self, flow_id: uuid.UUID) -> Flow:
         return self.get_model(Flow, f"flows/{flow_id}")
 
     def create_flow_run(self, data: FlowRunCreate) -> FlowRun:
-        return self.post_model(FlowRun, "flow_runs", data)
+        """Create a flow run. Its id is chosen here, so a repeat after a lost reply
+        returns the run the first request made instead of making a second."""
+        if data.id is None:
+            data = data.model_copy(update={"id": uuid.uuid4()})
+        return self.post_model(FlowRun, "flow_runs", data, idempotent=True)
 
-    def read_flow_run(self, flow_run_id: uuid.UUID | str) -> FlowRun:
-        return self.get_model(FlowRun, f"flow_runs/{flow_run_id}")
+    def read_flow_run(
+        self, flow_run_id: uuid.UUID | str, *, retry_for: float | None = None
+    ) -> FlowRun:
+        return self.get_model(
+            FlowRun,
+            f"flow_runs/{flow_run_id}",
+            retry_for=retry_for,
+            waiting_for=f"reading flow run {flow_run_id}",
+        )
 
     def filter_flow_runs(self, flow_run_filter: FlowRunFilter | None = None) -> Page[FlowRun]:
+        # A read sent as POST (the filter is a body): repeating it is harmless.
         return self.post_model(
-            Page[FlowRun], "flow_runs/filter", flow_run_filter or FlowRunFilter()
+            Page[FlowRun], "flow_runs/filter", flow_run_filter or FlowRunFilter(), idempotent=True
         )
 
     def set_flow_run_state(
-        self, flow_run_id: uuid.UUID | str, state: StateCreate, *, force: bool = False
+        self,
+        flow_run_id: uuid.UUID | str,
+        state: StateCreate,
+        *,
+        force: bool = False,
+        retry_for: float | None = None,
     ) -> SetStateResponse:
+        """Propose a state. It carries its own id, chosen here: the server answers a
+        repeat (after a lost reply) with its first answer instead of deciding again.
+
+        `retry_for`: keep trying for that many seconds while the server does not
+        answer (final states, which nothing else would report).
+        """
+        if state.id is None:
+            state = state.model_copy(update={"id": uuid.uuid4()})
         return self.post_model(
             SetStateResponse,
             f"flow_runs/{flow_run_id}/set_state",
             SetStateRequest(state=state, force=force),
+            idempotent=True,
+            retry_for=retry_for,
+            waiting_for=f"flow run {flow_run_id}: proposing {state.type.value}",
         )
+
+    def heartbeat_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
+        """Say the run's process is alive; the answer is the run's current state."""
+        return self.post_model(State, f"flow_runs/{flow_run_id}/heartbeat", idempotent=True)
 
     def read_flow_run_states(self, flow_run_id: uuid.UUID | str) -> list[State]:
         return _STATES.validate_json(self.request("GET", f"flow_runs/{flow_run_id}/states").content)
@@ -106,7 +141,10 @@ class SkyrunClient(WorkClientMixin, BaseClient):
 
     # Artifacts
     def create_artifact(self, data: ArtifactCreate) -> Artifact:
-        return self.post_model(Artifact, "artifacts", data)
+        """Store an artifact; its id is chosen here, so a repeat stores it once."""
+        if data.id is None:
+            data = data.model_copy(update={"id": uuid.uuid4()})
+        return self.post_model(Artifact, "artifacts", data, idempotent=True)
 
     def list_artifacts(self, **params: Any) -> Page[Artifact]:
         return self.get_model(Page[Artifact], "artifacts", params=params)

@@ -40,7 +40,7 @@ class EmbeddedTransport:
             target=self._loop.run_forever, name="skyrun-embedded", daemon=True
         )
         self._thread.start()
-        self.database = Database(settings.resolved_database_url)
+        self.database = Database.from_settings(settings)
         # No API keys in-process: whoever opens the database can do anything anyway,
         # and this is how the first admin key of a server is made.
         self._app = create_app(
@@ -65,7 +65,7 @@ class EmbeddedTransport:
         # The timeout is not applied: the app runs in this process, and a long-poll
         # claim waits on purpose. (Over HTTP it guards against a lost server.)
         if self._closed:
-            raise TransportError("the embedded skyrun backend is closed")
+            raise TransportError("the embedded skyrun backend is closed", maybe_sent=False)
         return self._run(self._call(request))
 
     async def _call(self, request: ApiRequest) -> Response:
@@ -84,6 +84,7 @@ class EmbeddedTransport:
             ],
         }
         status = 500
+        headers: dict[str, str] = {}
         chunks: list[bytes] = []
         done = asyncio.Event()
         request_sent = False
@@ -100,6 +101,10 @@ class EmbeddedTransport:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers.update(
+                    (k.decode("latin-1").lower(), v.decode("latin-1"))
+                    for k, v in message.get("headers", ())
+                )
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -108,7 +113,7 @@ class EmbeddedTransport:
         # An exception the app does not turn into a response propagates to the
         # caller, with its traceback: in-process, that is the most useful answer.
         await self._app(scope, receive, send)
-        return Response(status, b"".join(chunks))
+        return Response(status, b"".join(chunks), headers)
 
     def start_services(self) -> None:
         """Run the server's background services (scheduler, housekeeping) on this loop.

@@ -81,11 +81,21 @@ class WorkClientMixin(BaseClient):
         self.request("DELETE", f"work_pools/{pool}/queues/{queue}")
 
     # Workers
-    def worker_heartbeat(self, pool: str, name: str, interval: float) -> Worker:
+    def worker_heartbeat(
+        self,
+        pool: str,
+        name: str,
+        interval: float,
+        flow_run_ids: list[uuid.UUID] | None = None,
+    ) -> Worker:
+        """Say the worker is alive; `flow_run_ids` (the runs it holds) keep their leases."""
         return self.post_model(
             Worker,
             f"work_pools/{pool}/workers/heartbeat",
-            WorkerHeartbeat(name=name, heartbeat_interval=interval),
+            WorkerHeartbeat(
+                name=name, heartbeat_interval=interval, flow_run_ids=flow_run_ids or []
+            ),
+            idempotent=True,  # it says "alive now, holding these": a repeat says it again
         )
 
     def list_workers(self, pool: str) -> list[Worker]:
@@ -99,19 +109,27 @@ class WorkClientMixin(BaseClient):
         queues: list[str] | None = None,
         limit: int = 1,
         wait_seconds: float = 0.0,
+        claim_key: str | None = None,
     ) -> ClaimResponse:
-        """Claim up to `limit` due runs, waiting up to `wait_seconds` for one (long-poll)."""
+        """Claim up to `limit` due runs, waiting up to `wait_seconds` for one (long-poll).
+
+        Safe to retry: the claim carries `claim_key` (a new one when not given),
+        and the server answers a repeat with the runs the first request took.
+        Pass the same key again to retry a poll whose reply was lost.
+        """
         request = ClaimRequest(
             worker_name=worker_name,
             work_queue_names=queues or [],
             limit=limit,
             wait_seconds=wait_seconds,
+            claim_key=claim_key or uuid.uuid4().hex,
         )
         return self.post_model(
             ClaimResponse,
             f"work_pools/{pool}/claim",
             request,
             timeout=self.settings.client_timeout + wait_seconds,
+            idempotent=True,  # the key makes a repeat answer with the first claim's runs
         )
 
     def set_infrastructure_id(
@@ -121,11 +139,13 @@ class WorkClientMixin(BaseClient):
             FlowRun,
             f"flow_runs/{flow_run_id}/infrastructure",
             {"infrastructure_id": infrastructure_id},
+            idempotent=True,  # sets one column to the same value
         )
 
     # Deployments
     def upsert_deployment(self, data: DeploymentCreate) -> Deployment:
-        return self.post_model(Deployment, "deployments", data)
+        # Create-or-replace by flow and name: a repeat replaces it with the same.
+        return self.post_model(Deployment, "deployments", data, idempotent=True)
 
     def read_deployment(self, deployment_id: uuid.UUID | str) -> Deployment:
         return self.get_model(Deployment, f"deployments/{deployment_id}")
@@ -150,6 +170,9 @@ class WorkClientMixin(BaseClient):
     def create_deployment_run(
         self, deployment_id: uuid.UUID | str, data: DeploymentRunCreate | None = None
     ) -> FlowRun:
-        return self.post_model(
-            FlowRun, f"deployments/{deployment_id}/runs", data or DeploymentRunCreate()
-        )
+        """Create a run of a deployment. It always carries an idempotency key (one is
+        made here if the caller gave none): a repeat returns the first run."""
+        data = data or DeploymentRunCreate()
+        if data.idempotency_key is None:
+            data = data.model_copy(update={"idempotency_key": f"client-{uuid.uuid4()}"})
+        return self.post_model(FlowRun, f"deployments/{deployment_id}/runs", data, idempotent=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from skyrun.validation import schema_path, schema_problems
+
 __all__ = [
     "ENV_PREFIX",
     "SKYRUN_PREFIX",
@@ -214,11 +216,6 @@ def substitute(
     return rendered, problems
 
 
-def schema_path(parts: Any) -> str:
-    """Format JSON Schema path parts as ``.key`` / ``[index]`` segments."""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
 def properties_of(variables: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``variables.properties``, or ``{}`` if absent."""
     properties = variables.get("properties")
@@ -287,15 +284,15 @@ def _validate_values(variables: dict[str, Any], values: dict[str, Any], used: se
         # Missing variables used in job_configuration are reported with their path later.
         if name not in declared and name not in used:
             problems.append(f"job variable '{name}' is required but has no value; {SET_IT_HINT}")
-    for error in Draft202012Validator(variables).iter_errors(declared):
-        path = list(error.path)
-        if not path:
-            if error.validator in ("required", "additionalProperties"):
-                continue
-            problems.append(f"job variables: {error.message}")
-            continue
-        where = f" (at {path[0]}{schema_path(path[1:])})" if len(path) > 1 else ""
-        problems.append(f"job variable '{path[0]}': {error.message}{where}")
+    # Missing required variables and unknown keys are worded above (or ignored).
+    problems.extend(
+        schema_problems(
+            Draft202012Validator(variables),
+            declared,
+            "job variable",
+            skip_at_root=("required", "additionalProperties"),
+        )
+    )
     if problems:
         raise JobTemplateError.from_problems("invalid job variables", problems)
 

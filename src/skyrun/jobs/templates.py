@@ -40,9 +40,9 @@ from skyrun.jobs.render import (
     properties_of,
     render_validated,
     required_of,
-    schema_path,
     template_placeholders,
 )
+from skyrun.validation import schema_path, schema_problems
 from skyrun.values import parse_value
 
 __all__ = [
@@ -118,7 +118,7 @@ def _default_errors(root: Draft202012Validator, schema: Any) -> list[str]:
     if not isinstance(schema, dict) or "default" not in schema:
         return []
     # evolve() keeps the root's reference resolver, so "$ref": "#/$defs/..." works.
-    return [e.message for e in root.evolve(schema=schema).iter_errors(schema["default"])]
+    return schema_problems(root.evolve(schema=schema), schema["default"])
 
 
 def validate_base_job_template(template: dict[str, Any]) -> list[str]:

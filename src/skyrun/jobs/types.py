@@ -1,6 +1,7 @@
 """Worker types by name: each a plugin class loaded only when asked for.
 
-The server uses `default_job_template` when a pool is created without one;
+The server uses `type_job_template` when a pool is created without a template
+(a type it does not know, or cannot load, is refused with what to do);
 `skyrun worker start -t TYPE` uses `load_worker_class`.
 """
 
@@ -29,7 +30,11 @@ EMPTY_TEMPLATE: dict[str, Any] = {
 
 
 class UnknownWorkerType(LookupError):
-    pass
+    """A worker type skyrun does not know; the message lists the known ones."""
+
+
+class WorkerTypeNotInstalled(LookupError):
+    """A worker type skyrun knows whose module cannot be imported here; says what to install."""
 
 
 def known_types() -> list[str]:
@@ -37,14 +42,37 @@ def known_types() -> list[str]:
 
 
 def default_job_template(worker_type: str) -> dict[str, Any] | None:
-    """The type's default base job template, or None for a type skyrun does not know."""
+    """The type's default base job template; None for a type skyrun does not know or cannot load."""
+    try:
+        return type_job_template(worker_type)
+    except (UnknownWorkerType, WorkerTypeNotInstalled):
+        return None
+
+
+def type_job_template(worker_type: str) -> dict[str, Any]:
+    """The default base job template of a worker type skyrun knows.
+
+    Raises:
+        UnknownWorkerType: skyrun has no such type (the message lists the known ones).
+        WorkerTypeNotInstalled: Its module cannot be imported (the message names the
+            pip extra that provides it).
+    """
     location = _TEMPLATES.get(worker_type)
     if location is None:
-        return None
+        raise UnknownWorkerType(
+            f"unknown worker type {worker_type!r}; known types: {', '.join(known_types())}"
+        )
     try:
         module = importlib.import_module(location[0])
-    except ImportError:
-        return None
+    except ImportError as exc:
+        extra = extra_for(worker_type)
+        hint = f"install skyrun's {extra!r} extra (pip install 'skyrun[{extra}]')"
+        if extra is None:
+            hint = "reinstall skyrun"
+        raise WorkerTypeNotInstalled(
+            f"the {worker_type!r} worker type is not installed here ({location[0]} cannot be "
+            f"imported: {exc}); {hint}"
+        ) from exc
     return copy.deepcopy(getattr(module, location[1]))
 
 

@@ -17,6 +17,11 @@ KEY_PATTERN = re.compile(r"[a-z0-9-]+")
 
 class ArtifactCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="Chosen by the client: a repeat with the same id (after a lost reply) "
+        "returns the artifact the first request stored.",
+    )
     key: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     type: ArtifactType
     description: Description | None = None

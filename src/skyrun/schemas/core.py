@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from skyrun.schemas.limits import (
     MAX_LIST_OFFSET,
@@ -45,7 +45,11 @@ class FlowRunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     flow_id: uuid.UUID
-    id: uuid.UUID | None = None
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="Chosen by the client: a repeat with the same id and flow (after a lost "
+        "reply) returns the run the first request created.",
+    )
     name: Name | None = None
     parameters: JSONObject = Field(default_factory=dict)
     tags: Tags = Field(default_factory=list)
@@ -153,12 +157,40 @@ class Log(ORMModel):
     timestamp: datetime
 
 
+class LogBatch(RootModel[list[LogCreate]]):
+    """Log lines sent on their own (`POST /api/logs`)."""
+
+
 class Batch(BaseModel):
     """What the SDK flushes in one request: task runs and log lines."""
 
     model_config = ConfigDict(extra="forbid")
     task_runs: list[TaskRunRecord] = Field(default_factory=list)
     logs: list[LogCreate] = Field(default_factory=list)
+
+
+class RefusedRecord(BaseModel):
+    """A record of a batch that was not recorded, and why.
+
+    It never will be (its flow run does not exist, or the record is invalid),
+    so a client drops it rather than send it again.
+    """
+
+    kind: Literal["task_run", "log"]
+    index: int = Field(description="Its position in the request's `task_runs` or `logs` list.")
+    reason: str
+
+
+class BatchResult(BaseModel):
+    """What a batch recorded: how many task runs and log lines, and what it refused.
+
+    Every record not refused was recorded; a repeat of the request with the
+    same `Idempotency-Key` gets this same answer and records nothing again.
+    """
+
+    task_runs: int = 0
+    logs: int = 0
+    refused: list[RefusedRecord] = Field(default_factory=list)
 
 
 class Page(BaseModel, Generic[T]):

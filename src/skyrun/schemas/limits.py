@@ -12,7 +12,9 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+from skyrun.safe_text import clean_text
 
 MAX_NAME_LENGTH = 200
 MAX_TAG_LENGTH = 200
@@ -31,15 +33,20 @@ MAX_SECONDS = 100 * 366 * 24 * 3600.0
 MAX_JSON_DEPTH = 64
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _safe(value: Any) -> Any:
+    """Text with NUL and lone surrogates replaced by U+FFFD (skyrun/safe_text.py), before
+    it is checked: the server's middleware does the same to every request, and a model
+    built in the SDK (a non-UTF-8 file name in an artifact's description) must not fail."""
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _printable(value: str) -> str:
-    """Refuse control characters and lone surrogates in names and tags.
+    """Refuse control characters in names and tags.
 
     A control character in a name reaches terminals (`\\x1b[2J` clears a screen)
-    and logs; a newline makes one name look like two; a lone surrogate cannot be
-    stored as UTF-8.
+    and logs; a newline makes one name look like two.
     """
     match = _CONTROL.search(value)
     if match:
@@ -47,8 +54,6 @@ def _printable(value: str) -> str:
             f"must not contain control characters (found {match.group()!r} at "
             f"position {match.start()})"
         )
-    if _SURROGATE.search(value):
-        raise ValueError("must not contain lone surrogates (text that is not valid Unicode)")
     return value
 
 
@@ -57,18 +62,23 @@ def fullmatch(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
 
 
+_SAFE = BeforeValidator(_safe)
 Name = Annotated[
     str,
+    _SAFE,
     StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
     AfterValidator(_printable),
 ]
 Tag = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_printable)
+    str,
+    _SAFE,
+    StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH),
+    AfterValidator(_printable),
 ]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
-Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
-Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE_LENGTH)]
-LogMessage = Annotated[str, StringConstraints(max_length=MAX_LOG_MESSAGE_LENGTH)]
+Description = Annotated[str, _SAFE, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
+Message = Annotated[str, _SAFE, StringConstraints(max_length=MAX_MESSAGE_LENGTH)]
+LogMessage = Annotated[str, _SAFE, StringConstraints(max_length=MAX_LOG_MESSAGE_LENGTH)]
 
 Count = Annotated[int, Field(ge=0, le=MAX_INT32)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]

@@ -81,6 +81,11 @@ UTCTimestamp = Annotated[
 class StateCreate(BaseModel):
     """A proposed state: what a client asks a run to move to."""
 
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="The state's own id, chosen by the client: a proposal repeated with the "
+        "same id (after a lost reply) gets the first answer instead of a new decision.",
+    )
     type: StateType
     name: str | None = Field(default=None, min_length=1, max_length=MAX_STATE_NAME_LENGTH)
     message: Message | None = None
@@ -111,6 +116,7 @@ class State(BaseModel):
     def from_create(cls, proposed: StateCreate, now: datetime | None = None) -> State:
         """Fill in the defaults of a proposed state."""
         return cls(
+            id=proposed.id or uuid.uuid4(),
             type=proposed.type,
             name=proposed.name or DEFAULT_NAMES[proposed.type],
             message=proposed.message,

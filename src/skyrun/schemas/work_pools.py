@@ -20,10 +20,12 @@ from skyrun.schemas.limits import (
     fullmatch,
 )
 
-# The longest a worker may go between heartbeats, and a claim's lease may last (the
-# values the server work of M3 chose too); larger ones overflow housekeeping's dates.
+# The longest a worker may go between heartbeats, and a claim's lease may last;
+# larger ones overflow housekeeping's dates.
 MAX_HEARTBEAT_INTERVAL = 3600.0
 MAX_LEASE_SECONDS = 86_400.0
+# The most runs one heartbeat may name (a worker holds at most a few hundred).
+MAX_HEARTBEAT_RUNS = 1000
 Limit = Annotated[int, Field(ge=0, le=MAX_INT32)]
 Priority = Annotated[int, Field(ge=1, le=MAX_INT32)]
 
@@ -148,10 +150,19 @@ class WorkQueue(BaseModel):
 
 
 class WorkerHeartbeat(BaseModel):
+    """A worker says it is alive, and which of its claimed runs it is still launching."""
+
     model_config = ConfigDict(extra="forbid")
     name: Name
     heartbeat_interval: float = Field(
         default=10.0, gt=0, le=MAX_HEARTBEAT_INTERVAL, allow_inf_nan=False
+    )
+    flow_run_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_HEARTBEAT_RUNS,
+        description="The runs this worker claimed and is launching or watching: the leases "
+        "of those still PENDING are extended (a run nobody vouches for goes back to "
+        "SCHEDULED when its lease runs out).",
     )
 
 
@@ -166,7 +177,12 @@ class Worker(BaseModel):
 
 
 class ClaimRequest(BaseModel):
-    """A worker asks for due runs; the server waits up to `wait_seconds` for one."""
+    """A worker asks for due runs; the server waits up to `wait_seconds` for one.
+
+    `claim_key` makes the claim safe to retry: a worker generates one per poll
+    and sends it again when it retries that poll, and a repeat gets the runs the
+    first claim took (if its reply was lost) instead of more.
+    """
 
     model_config = ConfigDict(extra="forbid")
     worker_name: Name
@@ -174,6 +190,7 @@ class ClaimRequest(BaseModel):
     limit: int = Field(default=1, ge=0, le=100)
     wait_seconds: float = Field(default=0.0, ge=0, le=60, allow_inf_nan=False)
     lease_seconds: PositiveSeconds | None = Field(default=None, le=MAX_LEASE_SECONDS)
+    claim_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ClaimedRun(BaseModel):

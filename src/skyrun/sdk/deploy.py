@@ -16,15 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import PydanticUserError, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.client.errors import ObjectNotFound
-from skyrun.schedules import parse_schedule
+from skyrun.schedules import accept_schedule
 from skyrun.schemas.deployments import Deployment, DeploymentCreate, DeploymentScheduleCreate
 from skyrun.sdk.flows import Flow
+from skyrun.validation import job_variable_problems, parameter_problems
 
 
 class DeploymentError(ValueError):
@@ -120,17 +120,9 @@ def checked_parameters(
         raise DeploymentError(
             f"flow {flow.name!r}: parameters must be JSON values: {_one_line(exc)}"
         ) from exc
-    partial = {key: value for key, value in schema.items() if key != "required"}
-    problems = []
-    for error in sorted(Draft202012Validator(partial).iter_errors(values), key=str):
-        where = ".".join(str(part) for part in error.path)
-        problems.append(f"parameter '{where}': {error.message}" if where else error.message)
-    missing = [name for name in schema.get("required", []) if name not in values]
-    if need_all and missing:
-        problems.append(
-            f"scheduled runs need a value for {', '.join(repr(m) for m in missing)} "
-            "(no default); give it in parameters="
-        )
+    problems = parameter_problems(
+        schema, values, need_all=need_all, who_needs="scheduled runs need"
+    )
     if problems:
         raise DeploymentError(f"flow {flow.name!r}: invalid parameters: {'; '.join(problems)}")
     return values
@@ -158,7 +150,7 @@ def schedules_for(
         if timezone is not None:
             spec["timezone"] = timezone
         try:
-            schedule = parse_schedule(spec)
+            schedule = accept_schedule(spec)
         except ValueError as exc:
             raise DeploymentError(f"invalid schedule {spec}: {_one_line(exc)}") from exc
         schedules.append(DeploymentScheduleCreate(schedule=schedule.model_dump(mode="json")))
@@ -166,31 +158,6 @@ def schedules_for(
 
 
 # -- deploy ------------------------------------------------------------------------
-
-
-def job_variable_problems(template: dict[str, Any], job_variables: dict[str, Any]) -> list[str]:
-    """What is wrong with `job_variables` for a work pool's base job template.
-
-    Each must be declared in the template's `variables.properties` (others would be
-    silently ignored) and valid against its schema; None means "the pool's default".
-    """
-    variables = template.get("variables")
-    variables = variables if isinstance(variables, dict) else {}
-    properties = variables.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    root = Draft202012Validator(variables)
-    problems = []
-    for name, value in job_variables.items():
-        if name not in properties:
-            declared = ", ".join(repr(p) for p in properties) or "(none)"
-            problems.append(f"unknown job variable {name!r} (the pool declares: {declared})")
-            continue
-        if value is None or not isinstance(properties[name], dict):
-            continue
-        # evolve() keeps the root's references, so "$ref": "#/$defs/..." resolves.
-        for error in root.evolve(schema=properties[name]).iter_errors(value):
-            problems.append(f"job variable {name!r}: {error.message}")
-    return problems
 
 
 def deployment_create(

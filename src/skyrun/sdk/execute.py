@@ -109,7 +109,11 @@ def load_flow(entrypoint: str) -> Flow[Any, Any]:
 
 def _fail(client: SkyrunClient, run: FlowRun, message: str) -> None:
     print(f"skyrun: flow run {run.id} cannot run: {message}", file=sys.stderr, flush=True)
-    client.set_flow_run_state(run.id, StateCreate(type=StateType.FAILED, message=message))
+    client.set_flow_run_state(
+        run.id,
+        StateCreate(type=StateType.FAILED, message=message),
+        retry_for=client.settings.final_state_timeout,
+    )
 
 
 def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, Any]]:
@@ -144,7 +148,9 @@ def execute_flow_run(flow_run_id: uuid.UUID | str, client: SkyrunClient | None =
     """
     client = client or get_client()
     try:
-        run = client.read_flow_run(flow_run_id)
+        # Launched by a worker that just reached the API: a server restarting at this
+        # moment is waited for, not a reason to fail the run.
+        run = client.read_flow_run(flow_run_id, retry_for=client.settings.client_retry_seconds)
     except ObjectNotFound:
         raise ExecutionError(f"flow run {flow_run_id} does not exist") from None
     if run.state is not None and run.state.is_final:

@@ -16,19 +16,20 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from skyrun.client.client import SkyrunClient, get_client
+from skyrun.client.client import get_client
 from skyrun.schemas.core import FlowRunCreate
 from skyrun.schemas.orchestration import Decision
-from skyrun.schemas.states import TERMINAL_TYPES, StateCreate, StateType, utcnow
+from skyrun.schemas.states import TERMINAL_TYPES, State, StateCreate, StateType, utcnow
 from skyrun.sdk.context import (
     FlowRunContext,
     current_flow_run,
     current_task_run,
     flow_run_context,
 )
+from skyrun.sdk.heartbeats import heartbeats_for
 from skyrun.sdk.logging import configure_logging, enable_log_prints
 from skyrun.sdk.parameters import ParameterError, jsonable
-from skyrun.sdk.recorder import Recorder
+from skyrun.sdk.recorder import recorder_for
 from skyrun.sdk.task_runners import ThreadPoolTaskRunner
 from skyrun.sdk.timeouts import RunTimeout, await_with_timeout, call_with_timeout
 from skyrun.settings import get_settings
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("skyrun.flow_runs")
 _flow_ids: dict[tuple[int, str], uuid.UUID] = {}
-_recorders: dict[int, Recorder] = {}
-CANCEL_POLL_SECONDS = 2.0
 _FAILED_TYPES = frozenset({StateType.FAILED, StateType.CRASHED})
 
 
@@ -51,13 +50,6 @@ class FlowRunCancelled(BaseException):
     """The flow run was cancelled while it ran."""
 
 
-def recorder_for(client: SkyrunClient, flush_interval: float) -> Recorder:
-    recorder = _recorders.get(id(client))
-    if recorder is None:
-        recorder = _recorders[id(client)] = Recorder(client, flush_interval)
-    return recorder
-
-
 class FlowRunEngine:
     """The steps of one flow run, shared by the sync and async drivers."""
 
@@ -67,12 +59,13 @@ class FlowRunEngine:
         self.flow = flow
         self.client = get_client(settings)
         self.recorder = recorder_for(self.client, settings.flush_interval)
+        self.heartbeats = heartbeats_for(self.client, settings.flow_run_heartbeat_interval)
+        self.final_state_timeout = settings.final_state_timeout
         self.existing_run_id = flow_run_id
         self.ctx: FlowRunContext | None = None
         self.attempt = 0
         self._token: Any = None
         self._cancel_requested = threading.Event()
-        self._watcher_stop = threading.Event()
 
     # -- start ------------------------------------------------------------
     def begin(
@@ -120,8 +113,10 @@ class FlowRunEngine:
         top_level = _parent_flow_run_id() is None
         self._token = flow_run_context.set(self.ctx)
         logger.info("Beginning flow run %r for flow %r", run_name, flow.name)
-        if top_level and threading.current_thread() is threading.main_thread():
-            self._start_cancel_watcher(run_id)
+        # Every flow run heartbeats (a subflow is a RUNNING run of its own); only a
+        # top-level run in the main thread can be interrupted when it is cancelled.
+        interruptible = top_level and threading.current_thread() is threading.main_thread()
+        self.heartbeats.add(run_id, self._watch_for_cancel if interruptible else None)
         return model.call_args(parameters)
 
     def _flow_id(self) -> uuid.UUID:
@@ -138,7 +133,9 @@ class FlowRunEngine:
         message = str(exc)
         if self.existing_run_id is not None:
             self.client.set_flow_run_state(
-                self.existing_run_id, StateCreate(type=StateType.FAILED, message=message)
+                self.existing_run_id,
+                StateCreate(type=StateType.FAILED, message=message),
+                retry_for=self.final_state_timeout,
             )
         else:
             try:
@@ -158,19 +155,14 @@ class FlowRunEngine:
         logger.error("Flow %r was called with invalid parameters: %s", self.flow.name, message)
 
     # -- cancellation -------------------------------------------------------
-    def _start_cancel_watcher(self, run_id: uuid.UUID) -> None:
-        def watch() -> None:
-            while not self._watcher_stop.wait(CANCEL_POLL_SECONDS):
-                try:
-                    state = self.client.read_flow_run(run_id).state
-                except Exception:
-                    continue
-                if state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED):
-                    self._cancel_requested.set()
-                    _thread.interrupt_main()
-                    return
-
-        threading.Thread(target=watch, name="skyrun-cancel-watch", daemon=True).start()
+    def _watch_for_cancel(self, state: State) -> None:
+        """Each heartbeat's answer: a run being cancelled interrupts the flow body."""
+        if self.ctx is None or self._cancel_requested.is_set():
+            return
+        if state.type in (StateType.CANCELLING, StateType.CANCELLED):
+            self._cancel_requested.set()
+            self.heartbeats.remove(self.ctx.flow_run_id)
+            _thread.interrupt_main()
 
     # -- outcomes -----------------------------------------------------------
     def call(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -231,7 +223,10 @@ class FlowRunEngine:
     def _propose(self, state: StateCreate, force_wait: bool = False) -> None:
         assert self.ctx is not None
         run_id = self.ctx.flow_run_id
-        response = self.client.set_flow_run_state(run_id, state)
+        # A final state is the one thing nobody else can report: it waits out a server
+        # restart (bounded by SKYRUN_FINAL_STATE_TIMEOUT) rather than leave the run RUNNING.
+        retry_for = self.final_state_timeout if state.type in TERMINAL_TYPES else None
+        response = self.client.set_flow_run_state(run_id, state, retry_for=retry_for)
         if response.decision == Decision.WAIT and force_wait:
             time.sleep(min(response.delay_seconds or 0.0, 5.0))
             response = self.client.set_flow_run_state(run_id, state, force=True)
@@ -244,7 +239,8 @@ class FlowRunEngine:
             logger.warning("The server did not accept %s: %s", state.type.value, response.reason)
 
     def end(self) -> None:
-        self._watcher_stop.set()
+        if self.ctx is not None:
+            self.heartbeats.remove(self.ctx.flow_run_id)
         if self._token is not None:
             flow_run_context.reset(self._token)
             self._token = None

@@ -54,7 +54,15 @@ class _ConsoleFormatter(logging.Formatter):
         else:
             who = record.name
         self._style._fmt = f"%(asctime)s.%(msecs)03d | %(levelname)-7s | {who} - %(message)s"
-        return super().format(record)
+        line = super().format(record)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (a non-UTF-8 file name) is shown as its escape, as
+            # Python's stderr would write it, so whatever captures the console
+            # (a log file, a test runner) gets valid text.
+            line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+        return line
 
 
 _configured = False

@@ -123,8 +123,10 @@ class DeploymentServer:
         for child in list(self.children):
             code = child.process.poll()
             if code is not None:
-                self.children.remove(child)
+                # Reported first: if the server does not answer now, the child stays
+                # listed and its end is reported at the next poll, not lost.
                 self._finished(child, code)
+                self.children.remove(child)
 
     def _finished(self, child: _Child, code: int) -> None:
         if code == ABORTED_EXIT_CODE:

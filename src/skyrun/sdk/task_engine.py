@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from skyrun.sdk.context import FlowRunContext, TaskRunContext, current_flow_run, task_run_context
 from skyrun.sdk.futures import FutureList, SkyrunFuture, resolve_futures, unmapped
-from skyrun.sdk.recorder import TaskRecord
+from skyrun.sdk.task_records import TaskRecord
 from skyrun.sdk.timeouts import RunTimeout, await_with_timeout, call_with_timeout
 
 if TYPE_CHECKING:

@@ -12,13 +12,13 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skyrun._version import __version__
+from skyrun.safe_text import SafeTextMiddleware
 from skyrun.server.api import artifacts, flow_runs, flows, task_runs, variables
 from skyrun.server.api.deps import EXTRA_SCHEMAS, ApiRoute
 from skyrun.server.auth import OPEN_PATHS, ApiKeyAuth
 from skyrun.server.body_limit import BodyLimit
 from skyrun.server.db.engine import Database
 from skyrun.server.http_errors import add_error_handlers, document_errors
-from skyrun.server.notify import RunNotifier
 from skyrun.server.services.loops import Service, start_services, stop_services
 from skyrun.settings import Settings
 
@@ -64,11 +64,14 @@ def create_app(
             `settings.server_auth_enabled`. The embedded mode checks none: a
             process that opens the database itself can do anything anyway.
     """
-    db = database or Database(settings.resolved_database_url)
+    db = database or Database.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
+        if run_services:
+            # On PostgreSQL, listen from the start: the first waiting claim need not connect.
+            await db.listening()
         tasks = start_services(server_services(settings), db) if run_services else []
         yield
         await stop_services(tasks)
@@ -85,7 +88,8 @@ def create_app(
     )
     app.state.database = db
     app.state.settings = settings
-    app.state.notifier = RunNotifier()
+    # Woken by every transaction that makes work claimable (server/db/work_events.py).
+    app.state.notifier = db.notifier
 
     api = APIRouter(prefix="/api", route_class=ApiRoute)
 
@@ -122,6 +126,8 @@ def create_app(
     if settings.server_auth_enabled if require_api_keys is None else require_api_keys:
         app.state.api_key_auth = ApiKeyAuth(db)
         app.middleware("http")(app.state.api_key_auth)
+    # No route, nor the auth check, sees unstorable text (NUL, lone surrogates).
+    app.add_middleware(SafeTextMiddleware)
     # Added last, so it is the outermost: a body is counted before anything reads it.
     app.add_middleware(BodyLimit, max_bytes=settings.server_max_body_bytes)
     add_error_handlers(app)

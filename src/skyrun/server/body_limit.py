@@ -51,7 +51,21 @@ class BodyLimit:
                     raise HTTPException(413, detail=self.message)
             return message
 
-        await self.app(scope, counting_receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except HTTPException as exc:
+            # Raised where no route's handler turns it into the answer: in a
+            # middleware that reads the body first (safe_text.SafeTextMiddleware).
+            if exc.status_code != 413 or started:
+                raise
+            await JSONResponse({"detail": self.message}, status_code=413)(scope, receive, send)
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

@@ -24,9 +24,10 @@ from typing import Any
 
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachable, SkyrunAPIError
+from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.states import StateType
-from skyrun.schemas.work_pools import ClaimedRun, WorkPool, WorkPoolCreate
+from skyrun.schemas.work_pools import MAX_HEARTBEAT_RUNS, ClaimedRun, WorkPool, WorkPoolCreate
 from skyrun.settings import Settings
 from skyrun.workers.base import BaseWorker
 from skyrun.workers.health import HealthServer, PollHealth, default_threshold
@@ -34,6 +35,10 @@ from skyrun.workers.runs import KILL_GRACE_SECONDS, RunLauncher
 from skyrun.workers.slots import RunTracker, Slots
 
 logger = logging.getLogger("skyrun.worker")
+
+# The longest wait between failed polls or heartbeats: low, so that a worker is
+# polling again within seconds of its server coming back (after a restart).
+RECONNECT_MAX_SECONDS = 5.0
 
 
 class WorkerError(Exception):
@@ -117,6 +122,9 @@ class WorkerLoop:
             options.health_threshold_seconds or default_threshold(options.poll_seconds)
         )
         self.launcher = RunLauncher(client, worker, self.tracker, settings, self.stopping)
+        # The key of the poll being made: kept until a reply arrives, so a poll
+        # retried after a lost reply gets back the runs the server gave it.
+        self._claim_key: str | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> None:
@@ -139,7 +147,7 @@ class WorkerLoop:
         )
         try:
             if opts.run_once:
-                if not self._claim_once(opts.run_once_wait_seconds):
+                if self._claim_once(opts.run_once_wait_seconds) is not None:
                     raise WorkerError(f"could not poll work pool {opts.pool_name!r}")
                 while not self.slots.wait_idle(timeout=0.5):
                     if self.stopping.is_set():
@@ -174,19 +182,22 @@ class WorkerLoop:
 
     # -- claiming --------------------------------------------------------------
     def _claim_loop(self) -> None:
-        failures = 0
+        backoff = Backoff(initial=0.5, maximum=RECONNECT_MAX_SECONDS)
         while not self.stopping.is_set():
             if self.slots.wait_for_free(timeout=1.0) <= 0:
                 continue
-            if self._claim_once(self.options.poll_seconds):
-                failures = 0
-            else:
-                failures += 1
-                self.stopping.wait(min(2.0**failures, 30.0))
+            failure = self._claim_once(self.options.poll_seconds)
+            if failure is None:
+                backoff.succeeded()
+                continue
+            delay = backoff.failed(failure)
+            logger.info("Polling again in %.1fs", delay)
+            self.stopping.wait(delay)
 
-    def _claim_once(self, wait_seconds: float) -> bool:
-        """One long-poll; starts a thread per claimed run. Returns whether the poll worked."""
+    def _claim_once(self, wait_seconds: float) -> Exception | None:
+        """One long-poll; starts a thread per claimed run. Returns why the poll failed."""
         opts = self.options
+        self._claim_key = self._claim_key or uuid.uuid4().hex
         try:
             response = self.client.claim_runs(
                 opts.pool_name,
@@ -194,17 +205,19 @@ class WorkerLoop:
                 queues=opts.queues,
                 limit=max(1, self.slots.free()),
                 wait_seconds=wait_seconds,
+                claim_key=self._claim_key,
             )
         except (ServerUnreachable, SkyrunAPIError) as exc:
             logger.warning("Polling work pool %r failed: %s", opts.pool_name, exc)
-            return False
-        except Exception:
+            return exc
+        except Exception as exc:
             logger.exception("Polling work pool %r failed", opts.pool_name)
-            return False
+            return exc
+        self._claim_key = None
         self.health.polled()
         for claimed in response.runs:
             self._start_run(claimed)
-        return True
+        return None
 
     def _start_run(self, claimed: ClaimedRun) -> None:
         flow_run = FlowRun.model_validate(claimed.flow_run)
@@ -234,14 +247,26 @@ class WorkerLoop:
     # -- background duties -----------------------------------------------------
     def _heartbeat_loop(self) -> None:
         interval = self.settings.worker_heartbeat_interval
+        # After a failure the next heartbeat comes sooner than the interval, so the
+        # server sees the worker ONLINE again soon after it is back.
+        backoff = Backoff(initial=0.5, maximum=min(interval, RECONNECT_MAX_SECONDS))
         while not self.stopping.is_set():
             try:
                 self.client.worker_heartbeat(
-                    self.options.pool_name, self.options.worker_name, interval
+                    self.options.pool_name,
+                    self.options.worker_name,
+                    interval,
+                    # The newest runs, which may still be PENDING, if it holds more
+                    # than one heartbeat may name (those launched long ago run by now).
+                    flow_run_ids=self.tracker.run_ids()[-MAX_HEARTBEAT_RUNS:],
                 )
             except Exception as exc:
-                logger.warning("Heartbeat failed: %s", exc)
-            self.stopping.wait(interval)
+                delay = backoff.failed(exc)
+                logger.warning("Heartbeat failed: %s (next in %.1fs)", exc, delay)
+            else:
+                backoff.succeeded()
+                delay = interval
+            self.stopping.wait(delay)
 
     def _cancel_loop(self) -> None:
         while not self.stopping.wait(self.options.cancel_check_seconds):

@@ -1,23 +1,24 @@
-"""Forward a flow run process's output to the worker's stdout and to the run's logs."""
+"""Forward a flow run process's output to the worker's stdout and to the run's logs.
+
+The lines go to the run's logs through the worker's recorder (sdk/recorder.py),
+so they have the SDK's guarantees: batched, each batch recorded once, kept
+while the server is away and spooled if the worker exits before it is back.
+"""
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 import threading
+import time
 import uuid
-from typing import IO, Any
+from typing import IO
 
 from skyrun.client.client import SkyrunClient
-from skyrun.schemas.states import utcnow
-
-logger = logging.getLogger("skyrun.worker")
+from skyrun.sdk.recorder import recorder_for
 
 LOG_NAME = "skyrun.worker"
 INFO = 20
-FLUSH_SECONDS = 0.5
-MAX_BATCH = 200
 MAX_LINE = 10_000
 # Lines the flow's own skyrun loggers print ("12:00:01.123 | INFO    | ..."): the
 # SDK already sends them to the run's logs, so they are only echoed, not resent.
@@ -26,28 +27,25 @@ _stdout_lock = threading.Lock()
 
 
 class OutputForwarder:
-    """Reads a pipe line by line; echoes each line and batches it to the API as a log."""
+    """Reads a pipe line by line; echoes each line and records it as a log of the run."""
 
     def __init__(self, client: SkyrunClient, flow_run_id: uuid.UUID, pipe: IO[bytes]) -> None:
-        self.client = client
         self.flow_run_id = flow_run_id
         self.pipe = pipe
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._done = threading.Event()
+        self.recorder = recorder_for(client, client.settings.flush_interval)
         self._reader = threading.Thread(target=self._read, name="skyrun-output", daemon=True)
-        self._flusher = threading.Thread(target=self._flush_loop, name="skyrun-logs", daemon=True)
-        self._warned = False
 
     def start(self) -> None:
         self._reader.start()
-        self._flusher.start()
 
     def join(self, timeout: float) -> None:
-        """Wait for the pipe to close (or `timeout`) and send what is left."""
+        """Wait for the pipe to close (or `timeout`), then send what is buffered.
+
+        One try: what the server does not take now stays with the recorder,
+        which keeps sending it in the background.
+        """
         self._reader.join(timeout)
-        self._done.set()
-        self._flusher.join(timeout)
+        self.recorder.send_buffered()
 
     def _read(self) -> None:
         try:
@@ -58,39 +56,13 @@ class OutputForwarder:
                     sys.stdout.flush()
                 if _SDK_CONSOLE_LINE.match(line):
                     continue
-                self._add(line[:MAX_LINE])
+                self.recorder.add_log(
+                    flow_run_id=self.flow_run_id,
+                    task_run_id=None,
+                    name=LOG_NAME,
+                    level=INFO,
+                    message=line[:MAX_LINE],
+                    timestamp=time.time(),
+                )
         except (OSError, ValueError):
             pass  # the pipe was closed under us: the process is gone
-        finally:
-            self._done.set()
-
-    def _add(self, line: str) -> None:
-        entry = {
-            "flow_run_id": str(self.flow_run_id),
-            "name": LOG_NAME,
-            "level": INFO,
-            "message": line,
-            "timestamp": utcnow().isoformat(),
-        }
-        with self._lock:
-            self._pending.append(entry)
-
-    def _flush_loop(self) -> None:
-        while not self._done.wait(FLUSH_SECONDS):
-            self._flush()
-        self._flush()
-
-    def _flush(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            if not batch:
-                return
-            try:
-                self.client.request("POST", "logs", json=batch)
-            except Exception as exc:
-                if not self._warned:
-                    self._warned = True
-                    logger.warning(
-                        "Flow run %s: could not send its output: %s", self.flow_run_id, exc
-                    )

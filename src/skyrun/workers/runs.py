@@ -139,7 +139,9 @@ class RunLauncher:
         self, flow_run_id: uuid.UUID, result: InfrastructureResult, worker_id: uuid.UUID
     ) -> None:
         """After the infrastructure ended: make sure the run is in a final state."""
-        run = self.client.read_flow_run(flow_run_id)
+        # Patient: if the server is restarting, the run's own final state may be
+        # waiting to be sent too, and nothing else would report this one.
+        run = self.client.read_flow_run(flow_run_id, retry_for=self.settings.final_state_timeout)
         state = run.state
         if state is not None and state.type in TERMINAL_TYPES:
             return
@@ -178,10 +180,17 @@ class RunLauncher:
 
     # -- state changes -------------------------------------------------------
     def propose(self, flow_run_id: uuid.UUID, state_type: StateType, message: str) -> bool:
-        """Propose a state; returns whether the server accepted it (errors are logged)."""
+        """Propose a state; returns whether the server accepted it (errors are logged).
+
+        A final state (CRASHED, CANCELLED, FAILED) is retried while the server does
+        not answer, for up to SKYRUN_FINAL_STATE_TIMEOUT: nobody else would report it.
+        """
+        final = state_type in TERMINAL_TYPES
         try:
             response = self.client.set_flow_run_state(
-                flow_run_id, StateCreate(type=state_type, message=message)
+                flow_run_id,
+                StateCreate(type=state_type, message=message),
+                retry_for=self.settings.final_state_timeout if final else None,
             )
         except Exception as exc:
             logger.error("Flow run %s: could not set %s: %s", flow_run_id, state_type.value, exc)

@@ -110,6 +110,11 @@ class RunTracker:
             run = self._runs.get(flow_run_id)
             return run is not None and run.cancel_requested
 
+    def run_ids(self) -> list[uuid.UUID]:
+        """Every run this worker holds now, oldest first (its heartbeats keep their leases)."""
+        with self._lock:
+            return list(self._runs)
+
     def infrastructure_ids(self) -> dict[uuid.UUID, str]:
         with self._lock:
             return {

@@ -11,7 +11,7 @@ from skyrun.schemas.core import FlowRun, FlowRunCreate, FlowRunFilter, Page
 from skyrun.schemas.orchestration import SetStateRequest, SetStateResponse
 from skyrun.schemas.states import State, StateType
 from skyrun.server.api.deps import ApiRoute, transaction
-from skyrun.server.db import flow_runs
+from skyrun.server.db import flow_run_heartbeats, flow_runs
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"], route_class=ApiRoute)
 
@@ -52,6 +52,14 @@ async def set_flow_run_state(
     if response.state is not None and response.state.type == StateType.SCHEDULED:
         request.app.state.notifier.changed()
     return response
+
+
+@router.post("/{flow_run_id}/heartbeat", response_model=State)
+async def heartbeat_flow_run(request: Request, flow_run_id: uuid.UUID) -> State:
+    """The process running the flow is alive; the answer is the run's current state
+    (so the same request tells a running flow that it is being cancelled)."""
+    async with transaction(request) as session:
+        return await flow_run_heartbeats.heartbeat_flow_run(session, flow_run_id)
 
 
 @router.post("/{flow_run_id}/infrastructure", response_model=FlowRun)

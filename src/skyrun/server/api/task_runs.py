@@ -5,33 +5,66 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
-from skyrun.schemas.core import Batch, Log, LogCreate, Page, TaskRun
-from skyrun.server.api.deps import (
-    MAX_ROW_ID,
-    ApiRoute,
-    Offset,
-    body_schema,
-    parse_json_body,
-    transaction,
-)
-from skyrun.server.db import flow_runs, logs, task_runs
+from skyrun.schemas.core import Batch, BatchResult, Log, LogBatch, Page, TaskRun
+from skyrun.server.api import records
+from skyrun.server.api.deps import MAX_ROW_ID, ApiRoute, Offset, body_schema, transaction
+from skyrun.server.db import flow_runs, idempotency, logs, task_runs
 
 router = APIRouter(tags=["task runs and logs"], route_class=ApiRoute)
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Makes the request take effect once: a repeat with the same key "
+        "(after a lost reply) records nothing again and gets the first answer. "
+        "1-128 letters, digits and . _ : -; a new key for each new request.",
+    ),
+]
 
-@router.post("/batch", openapi_extra=body_schema(Batch))
-async def record_batch(request: Request) -> dict[str, int]:
-    """Record task runs and log lines the SDK buffered, in one transaction."""
-    body = await parse_json_body(request, Batch)
-    run_ids = {r.flow_run_id for r in body.task_runs}
-    run_ids |= {log.flow_run_id for log in body.logs if log.flow_run_id is not None}
+
+@router.post("/batch", response_model=BatchResult, openapi_extra=body_schema(Batch))
+async def record_batch(
+    request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> BatchResult:
+    """Record the task runs and log lines the SDK buffered, in one transaction.
+
+    Every record is recorded except those the answer lists as refused (an
+    invalid record, or one whose flow run does not exist).
+    """
+    return await _record_once(request, "batch", idempotency_key, await records.read_batch(request))
+
+
+@router.post(
+    "/logs", response_model=BatchResult, status_code=201, openapi_extra=body_schema(LogBatch)
+)
+async def create_logs(
+    request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> BatchResult:
+    """Record log lines; as with `/batch`, each line is recorded or refused on its own."""
+    return await _record_once(request, "logs", idempotency_key, await records.read_logs(request))
+
+
+async def _record_once(
+    request: Request, scope: str, key: str | None, parsed: records.Records
+) -> BatchResult:
     async with transaction(request) as session:
-        await flow_runs.ensure_flow_runs_exist(session, run_ids)
-        recorded = await task_runs.upsert_task_runs(session, body.task_runs)
-        logged = await logs.create_logs(session, body.logs)
-    return {"task_runs": recorded, "logs": logged}
+        if key is None:
+            return await records.record(session, parsed)
+        request_fingerprint = idempotency.fingerprint(await request.body())
+        replayed = await idempotency.take(session, scope, key, request_fingerprint)
+        if replayed is not None:
+            return BatchResult.model_validate(replayed)
+        result = await records.record(session, parsed)
+        await idempotency.store(
+            session, scope, key, request_fingerprint, result.model_dump(mode="json")
+        )
+    return result
 
 
 @router.get("/task_runs", response_model=Page[TaskRun])
@@ -58,14 +91,6 @@ async def count_task_runs(request: Request, flow_run_id: uuid.UUID) -> dict[str,
 async def read_task_run(request: Request, task_run_id: uuid.UUID) -> TaskRun:
     async with transaction(request) as session:
         return await task_runs.read_task_run(session, task_run_id)
-
-
-@router.post("/logs", status_code=201)
-async def create_logs(request: Request, body: list[LogCreate]) -> dict[str, int]:
-    run_ids = {log.flow_run_id for log in body if log.flow_run_id is not None}
-    async with transaction(request) as session:
-        await flow_runs.ensure_flow_runs_exist(session, run_ids)
-        return {"logs": await logs.create_logs(session, body)}
 
 
 @router.get("/logs", response_model=list[Log])

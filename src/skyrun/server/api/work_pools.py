@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.core import FlowRun, FlowRunFilter
 from skyrun.schemas.states import StateType, utcnow
 from skyrun.schemas.work_pools import (
-    ClaimedRun,
     ClaimRequest,
     ClaimResponse,
     Worker,
@@ -26,15 +21,14 @@ from skyrun.schemas.work_pools import (
     WorkQueueCreate,
     WorkQueueUpdate,
 )
-from skyrun.server.api.deps import ApiRoute, transaction
-from skyrun.server.db import claims, deployments, flow_runs, work_pools
-from skyrun.server.db.models import WorkPool as WorkPoolRow
-from skyrun.server.notify import RunNotifier
+from skyrun.server.api.deps import ApiRoute, database, transaction
+from skyrun.server.db import flow_runs, work_pools
+from skyrun.server.services import claiming
+from skyrun.settings import Settings
 
 router = APIRouter(prefix="/work_pools", tags=["work pools"], route_class=ApiRoute)
-_DB_RECHECK_SECONDS = 0.5
-# Ten years ahead: far enough for any preview, near enough for date arithmetic.
-MAX_PREVIEW_HOURS = 10 * 366 * 24
+# How far ahead the scheduled-runs preview may look (the scheduler plans 100 days).
+MAX_PREVIEW_HOURS = 24 * 366
 
 
 def _saved(pool: WorkPool, template_stored: bool) -> WorkPoolSaved:
@@ -76,7 +70,6 @@ async def update_work_pool(request: Request, name: str, body: WorkPoolUpdate) ->
     async with transaction(request) as session:
         pool = await work_pools.update_work_pool(session, name, body)
         result = await work_pools.pool_schema(session, pool)
-    _notifier(request).changed()
     return _saved(result, template_stored=body.base_job_template is not None)
 
 
@@ -104,9 +97,7 @@ async def update_work_queue(
     request: Request, name: str, queue: str, body: WorkQueueUpdate
 ) -> WorkQueue:
     async with transaction(request) as session:
-        result = await work_pools.update_work_queue(session, name, queue, body)
-    _notifier(request).changed()
-    return result
+        return await work_pools.update_work_queue(session, name, queue, body)
 
 
 @router.delete("/{name}/queues/{queue}", status_code=204)
@@ -118,9 +109,8 @@ async def delete_work_queue(request: Request, name: str, queue: str) -> Response
 
 @router.post("/{name}/workers/heartbeat", response_model=Worker)
 async def worker_heartbeat(request: Request, name: str, body: WorkerHeartbeat) -> Worker:
-    async with transaction(request) as session:
-        pool = await work_pools.read_work_pool_row(session, name)
-        return Worker.model_validate(await work_pools.heartbeat(session, pool, body))
+    """A worker is alive; the leases of the PENDING runs it names are extended."""
+    return await claiming.worker_heartbeat(database(request), _settings(request), name, body)
 
 
 @router.get("/{name}/workers", response_model=list[Worker])
@@ -140,67 +130,10 @@ async def delete_worker(request: Request, name: str, worker_name: str) -> Respon
 async def claim(request: Request, name: str, body: ClaimRequest) -> ClaimResponse:
     """Claim due runs for a worker; waits up to `wait_seconds` for one to become due.
 
-    Each call also counts as the worker's heartbeat, once, when it arrives: a
-    request still waiting says nothing about whether its worker is alive.
+    A repeat with the same `claim_key` gets the runs the first request took.
     """
-    settings = request.app.state.settings
-    lease = body.lease_seconds or settings.claim_lease_seconds
-    deadline = time.monotonic() + body.wait_seconds
-    notifier = _notifier(request)
-    worker_id: uuid.UUID | None = None
-    while True:
-        async with transaction(request) as session:
-            pool = await work_pools.read_work_pool_row(session, name)
-            if worker_id is None:
-                worker = await work_pools.heartbeat(
-                    session,
-                    pool,
-                    WorkerHeartbeat(
-                        name=body.worker_name,
-                        heartbeat_interval=settings.worker_heartbeat_interval,
-                    ),
-                )
-                worker_id = worker.id
-            elif not await work_pools.worker_is_online(session, worker_id):
-                # Marked OFFLINE while this request waited (its worker went silent):
-                # runs claimed now would only wait for the lease to run out.
-                return ClaimResponse(worker_id=worker_id, runs=[], pool_paused=pool.is_paused)
-            claimed = await claims.claim_runs(
-                session,
-                pool,
-                worker_id=worker_id,
-                queue_names=body.work_queue_names,
-                limit=body.limit,
-                lease_seconds=lease,
-                now=utcnow(),
-            )
-            if claimed or time.monotonic() >= deadline or await request.is_disconnected():
-                return ClaimResponse(
-                    worker_id=worker_id,
-                    runs=[await _claimed(session, run_id, pool, worker_id) for run_id in claimed],
-                    pool_paused=pool.is_paused,
-                )
-        remaining = deadline - time.monotonic()
-        await notifier.wait(min(remaining, _DB_RECHECK_SECONDS))
-        await asyncio.sleep(0)
-
-
-async def _claimed(
-    session: AsyncSession, run_id: uuid.UUID, pool: WorkPoolRow, worker_id: uuid.UUID
-) -> ClaimedRun:
-    run = await flow_runs.read_flow_run(session, run_id)
-    deployment = None
-    if run.deployment_id is not None:
-        row = await deployments.read_deployment_row(session, run.deployment_id)
-        deployment = await deployments.to_schema(session, row)
-    row_lease = (await flow_runs.read_flow_run_row(session, run_id)).lease_expires
-    return ClaimedRun(
-        flow_run=run,
-        deployment=deployment,
-        base_job_template=pool.base_job_template,
-        work_pool_name=pool.name,
-        worker_id=worker_id,
-        lease_expires=row_lease or utcnow(),
+    return await claiming.claim(
+        database(request), _settings(request), name, body, request.is_disconnected
     )
 
 
@@ -228,6 +161,6 @@ async def preview_scheduled_runs(
     return items
 
 
-def _notifier(request: Request) -> RunNotifier:
-    notifier: RunNotifier = request.app.state.notifier
-    return notifier
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings

@@ -3,21 +3,47 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.artifacts import Artifact as ArtifactSchema
 from skyrun.schemas.artifacts import ArtifactCreate
 from skyrun.server.db.models import Artifact
-from skyrun.server.errors import NotFound
+from skyrun.server.errors import Conflict, NotFound
 
 
 async def create_artifact(session: AsyncSession, data: ArtifactCreate) -> ArtifactSchema:
-    artifact = Artifact(id=uuid.uuid4(), **data.model_dump())
-    session.add(artifact)
-    await session.flush()
+    """Store an artifact. The client chooses its id, so a request repeated after a lost
+    reply returns the artifact the first one stored; the same id with other content
+    is a Conflict."""
+    fields = data.model_dump(exclude={"id"})
+    if data.id is not None:
+        existing = await session.get(Artifact, data.id)
+        if existing is not None:
+            return _repeated(existing, fields)
+    artifact = Artifact(id=data.id or uuid.uuid4(), **fields)
+    try:
+        # A savepoint: the same request sent twice at once loses the race on the id.
+        async with session.begin_nested():
+            session.add(artifact)
+    except IntegrityError:
+        winner = await session.get(Artifact, artifact.id)
+        if winner is None:
+            raise
+        return _repeated(winner, fields)
     return ArtifactSchema.model_validate(artifact)
+
+
+def _repeated(existing: Artifact, fields: dict[str, Any]) -> ArtifactSchema:
+    if any(getattr(existing, name) != value for name, value in fields.items()):
+        raise Conflict(
+            f"artifact {existing.id} already exists with other content; "
+            "create the new artifact with another id (or none)"
+        )
+    return ArtifactSchema.model_validate(existing)
 
 
 async def read_artifact(session: AsyncSession, artifact_id: uuid.UUID) -> ArtifactSchema:

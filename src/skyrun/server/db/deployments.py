@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +16,6 @@ from skyrun.schemas.deployments import Deployment as DeploymentSchema
 from skyrun.schemas.deployments import (
     DeploymentCreate,
     DeploymentRunCreate,
-    DeploymentScheduleCreate,
     DeploymentUpdate,
 )
 from skyrun.schemas.states import StateCreate, StateType, utcnow
@@ -28,22 +29,8 @@ from skyrun.server.db.models import (
     WorkPool,
     WorkQueue,
 )
+from skyrun.server.db.schedules import checked_schedules, replace_schedules
 from skyrun.server.errors import Invalid, NotFound
-
-
-def _checked_schedules(schedules: list[DeploymentScheduleCreate]) -> list[dict[str, Any]]:
-    # Imported here, not at the top: schedules bring croniter and dateutil, which
-    # the embedded mode, running flows with no deployment, should not carry.
-    from skyrun.schedules import parse_schedule
-
-    checked = []
-    for i, item in enumerate(schedules):
-        try:
-            parsed = parse_schedule(item.schedule)
-        except ValueError as exc:
-            raise Invalid(f"schedules[{i}]: {exc}") from exc
-        checked.append(parsed.model_dump(mode="json"))
-    return checked
 
 
 async def _resolve_queue(
@@ -61,9 +48,16 @@ async def _resolve_queue(
 
 async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> Deployment:
     """Create the deployment, or replace the one with the same flow and name."""
-    schedules = _checked_schedules(data.schedules)
+    schedules = await asyncio.to_thread(checked_schedules, data.schedules)
+    check_parameters(
+        data.parameter_openapi_schema,
+        data.parameters,
+        need_all=any(item.active for item in data.schedules),
+        who_needs="scheduled runs need",
+    )
     flow = await get_or_create_flow(session, FlowCreate(name=data.flow_name))
     queue_id = await _resolve_queue(session, data.work_pool_name, data.work_queue_name)
+    await check_job_variables(session, queue_id, data.job_variables)
     deployment = await session.scalar(
         sa.select(Deployment).where(Deployment.flow_id == flow.id, Deployment.name == data.name)
     )
@@ -80,26 +74,9 @@ async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> De
         deployment.work_queue_id = queue_id
         deployment.updated = utcnow()
         await clear_future_auto_runs(session, deployment.id)
-    await _replace_schedules(session, deployment.id, schedules, data.schedules)
+    await replace_schedules(session, deployment.id, schedules, data.schedules)
     await session.flush()
     return deployment
-
-
-async def _replace_schedules(
-    session: AsyncSession,
-    deployment_id: uuid.UUID,
-    checked: list[dict[str, Any]],
-    given: list[DeploymentScheduleCreate],
-) -> None:
-    await session.execute(
-        sa.delete(DeploymentSchedule).where(DeploymentSchedule.deployment_id == deployment_id)
-    )
-    for schedule, item in zip(checked, given, strict=True):
-        session.add(
-            DeploymentSchedule(
-                id=uuid.uuid4(), deployment_id=deployment_id, schedule=schedule, active=item.active
-            )
-        )
 
 
 async def clear_future_auto_runs(session: AsyncSession, deployment_id: uuid.UUID) -> int:
@@ -188,42 +165,48 @@ async def update_deployment(
     session: AsyncSession, deployment_id: uuid.UUID, data: DeploymentUpdate
 ) -> Deployment:
     deployment = await read_deployment_row(session, deployment_id)
+    schedules = None
+    if data.schedules is not None:
+        schedules = await asyncio.to_thread(checked_schedules, data.schedules)
+    if data.job_variables is not None:
+        await check_job_variables(session, deployment.work_queue_id, data.job_variables)
+    if data.parameters is not None or data.schedules is not None:
+        scheduled = (
+            any(item.active for item in data.schedules)
+            if data.schedules is not None
+            else await _has_active_schedule(session, deployment.id)
+        )
+        check_parameters(
+            deployment.parameter_openapi_schema,
+            data.parameters if data.parameters is not None else deployment.parameters,
+            need_all=scheduled,
+            who_needs="scheduled runs need",
+        )
     changes = data.model_dump(exclude_unset=True, exclude={"schedules"})
     for key, value in changes.items():
         if value is not None:
             setattr(deployment, key, value)
-    if data.schedules is not None:
-        await _replace_schedules(
-            session, deployment.id, _checked_schedules(data.schedules), data.schedules
-        )
+    if schedules is not None and data.schedules is not None:
+        await replace_schedules(session, deployment.id, schedules, data.schedules)
     deployment.updated = utcnow()
     await clear_future_auto_runs(session, deployment.id)
     await session.flush()
     return deployment
 
 
+async def _has_active_schedule(session: AsyncSession, deployment_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        sa.select(DeploymentSchedule.id)
+        .where(DeploymentSchedule.deployment_id == deployment_id, DeploymentSchedule.active)
+        .limit(1)
+    )
+    return found is not None
+
+
 async def delete_deployment(session: AsyncSession, deployment_id: uuid.UUID) -> None:
     deployment = await read_deployment_row(session, deployment_id)
     await clear_future_auto_runs(session, deployment.id)
     await session.delete(deployment)
-
-
-def validate_parameters(deployment: Deployment, parameters: dict[str, Any]) -> None:
-    """Check merged parameters against the deployment's schema; Invalid names each problem."""
-    schema = deployment.parameter_openapi_schema
-    if not schema:
-        return
-    # Imported here, not at the top: jsonschema is ~3 MiB that the embedded mode,
-    # running flows with no deployment, should not carry.
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(schema)
-    problems = []
-    for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):
-        where = ".".join(str(p) for p in error.path)
-        problems.append(f"parameter '{where}': {error.message}" if where else error.message)
-    if problems:
-        raise Invalid("invalid parameters: " + "; ".join(problems))
 
 
 async def create_deployment_run(
@@ -237,7 +220,7 @@ async def create_deployment_run(
     """A flow run of the deployment, SCHEDULED for now unless told otherwise."""
     now = now or utcnow()
     parameters = {**deployment.parameters, **data.parameters}
-    validate_parameters(deployment, parameters)
+    check_parameters(deployment.parameter_openapi_schema, parameters, need_all=True)
     queue_id = deployment.work_queue_id
     if data.work_queue_name is not None:
         queue = await session.get(WorkQueue, deployment.work_queue_id) if queue_id else None
@@ -246,6 +229,7 @@ async def create_deployment_run(
         pool = await session.get(WorkPool, queue.work_pool_id)
         assert pool is not None
         queue_id = (await work_pools.read_work_queue(session, pool.name, data.work_queue_name)).id
+    await check_job_variables(session, queue_id, data.job_variables)
     if data.idempotency_key is not None:
         existing = await session.scalar(
             sa.select(FlowRun).where(
@@ -275,3 +259,56 @@ async def create_deployment_run(
         idempotency_key=data.idempotency_key,
         auto_scheduled=auto_scheduled,
     )
+
+
+# -- the rules a deployment and its runs must follow (checked here, whoever the client) --
+
+
+def check_parameters(
+    schema: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    *,
+    need_all: bool,
+    who_needs: str = "a run needs",
+) -> None:
+    """Invalid, naming each parameter that the flow's schema refuses (or that is missing)."""
+    if not schema:
+        return
+    # Imported here, not at the top: jsonschema is ~3 MiB that the embedded mode,
+    # running flows with no deployment, should not carry.
+    from skyrun.validation import parameter_problems
+
+    problems = parameter_problems(schema, parameters, need_all=need_all, who_needs=who_needs)
+    if problems:
+        raise Invalid("invalid parameters: " + "; ".join(problems))
+
+
+async def check_job_variables(
+    session: AsyncSession, queue_id: uuid.UUID | None, job_variables: Mapping[str, Any]
+) -> None:
+    """Invalid, naming each job variable the work pool's base job template does not accept."""
+    if not job_variables:
+        return
+    pool = await _pool_of_queue(session, queue_id)
+    if pool is None:
+        raise Invalid(
+            "job_variables need a work pool: this deployment has none (give work_pool_name), "
+            "and a served deployment runs in the serving process"
+        )
+    # Imported here, not at the top: see check_parameters.
+    from skyrun.validation import job_variable_problems
+
+    problems = job_variable_problems(pool.base_job_template, job_variables)
+    if problems:
+        raise Invalid(f"invalid job variables for work pool {pool.name!r}: " + "; ".join(problems))
+
+
+async def _pool_of_queue(session: AsyncSession, queue_id: uuid.UUID | None) -> WorkPool | None:
+    if queue_id is None:
+        return None
+    pool: WorkPool | None = await session.scalar(
+        sa.select(WorkPool)
+        .join(WorkQueue, WorkQueue.work_pool_id == WorkPool.id)
+        .where(WorkQueue.id == queue_id)
+    )
+    return pool

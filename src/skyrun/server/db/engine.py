@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 import sqlalchemy as sa
@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from skyrun.server.db.migrate import upgrade_to_head
+from skyrun.server.db.work_events import session_class
+from skyrun.server.notify import RunNotifier
 from skyrun.settings import ensure_private_dir
+
+if TYPE_CHECKING:
+    from skyrun.server.db.listen import WorkListener
+    from skyrun.settings import Settings
 
 
 class DatabaseUnavailable(ValueError):
@@ -37,19 +43,30 @@ def _shown(url: str) -> str:
 
 
 class Database:
-    """An engine plus its session factory, migrated on first use."""
+    """An engine plus its session factory, migrated on first use.
 
-    def __init__(self, url: str) -> None:
+    `notifier` is woken when a transaction of this database's sessions makes
+    work claimable (work_events.py); on PostgreSQL, `listening()` also wakes it
+    for the other replicas' transactions.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
         self.url = url
         try:
             self.dialect = make_url(url).get_backend_name()
-            self.engine = _create_engine(url)
+            self.engine = _create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise DatabaseUnavailable(
                 f"cannot use the database URL {_shown(url)}: {exc}; set SKYRUN_DATABASE_URL "
                 "to e.g. postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path/skyrun.db"
             ) from None
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.notifier = RunNotifier()
+        self.sessionmaker = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            sync_session_class=session_class(self.notifier, postgres=self.dialect == "postgresql"),
+        )
+        self._listener: WorkListener | None = None
 
     async def migrate(self) -> None:
         """Bring the schema to head; DatabaseUnavailable when the database cannot be opened."""
@@ -65,14 +82,39 @@ class Database:
             ) from None
         await upgrade_to_head(self.engine)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database the settings name, with their connection-pool sizes."""
+        return cls(
+            settings.resolved_database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
+
     def session(self) -> AsyncSession:
         return self.sessionmaker()
 
+    async def listening(self) -> bool:
+        """Whether other processes' changes wake `notifier` (PostgreSQL, while connected).
+
+        The first call on PostgreSQL starts the LISTEN connection; SQLite has none.
+        """
+        if self.dialect != "postgresql":
+            return False
+        if self._listener is None:
+            # Imported here, not at the top: only PostgreSQL listens (it loads the backoff).
+            from skyrun.server.db.listen import WorkListener
+
+            self._listener = WorkListener(self.url, self.notifier)
+        return self._listener.connected or await self._listener.start()
+
     async def dispose(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
         await self.engine.dispose()
 
 
-def _create_engine(url: str) -> AsyncEngine:
+def _create_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -86,8 +128,8 @@ def _create_engine(url: str) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         json_serializer=_dumps,
         json_deserializer=_loads,

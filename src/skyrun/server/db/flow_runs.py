@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.core import FlowRun as FlowRunSchema
@@ -15,73 +16,31 @@ from skyrun.schemas.orchestration import Decision, SetStateResponse
 from skyrun.schemas.states import State, StateCreate, StateType, utcnow
 from skyrun.server.db import states as state_cols
 from skyrun.server.db.models import Deployment, Flow, FlowRun, FlowRunState, WorkPool, WorkQueue
+from skyrun.server.db.run_names import generate_run_name
 from skyrun.server.errors import Conflict, Invalid, NotFound
 from skyrun.server.orchestration.bookkeeping import RunTimes, advance_times
 from skyrun.server.orchestration.rules import decide_transition
-
-_ADJECTIVES = [
-    "amber",
-    "brisk",
-    "calm",
-    "deft",
-    "eager",
-    "fair",
-    "glad",
-    "keen",
-    "lucid",
-    "merry",
-    "noble",
-    "plucky",
-    "quiet",
-    "rapid",
-    "sunny",
-    "tidy",
-    "vivid",
-    "witty",
-    "zesty",
-    "bold",
-]
-_NOUNS = [
-    "badger",
-    "comet",
-    "dolphin",
-    "falcon",
-    "gecko",
-    "heron",
-    "ibis",
-    "jaguar",
-    "koala",
-    "lynx",
-    "marten",
-    "newt",
-    "otter",
-    "puffin",
-    "quail",
-    "raven",
-    "stork",
-    "tapir",
-    "wren",
-]
-
-
-def generate_run_name(run_id: uuid.UUID) -> str:
-    """A memorable name derived from the id (stable, no global random state)."""
-    n = run_id.int
-    return f"{_ADJECTIVES[n % len(_ADJECTIVES)]}-{_NOUNS[(n >> 8) % len(_NOUNS)]}-{(n >> 16) % 1000:03d}"
 
 
 async def create_flow_run(session: AsyncSession, data: FlowRunCreate, **extra: Any) -> FlowRun:
     """Insert a flow run in its initial state (PENDING unless given).
 
-    `extra` carries deployment fields (deployment_id, work_queue_id, ...).
+    A client chooses the run's id, so that a request repeated after a lost reply
+    is answered with the run the first one made: a run with `data.id` of the same
+    flow is returned as it is (a run of another flow is a Conflict). `extra`
+    carries deployment fields (deployment_id, work_queue_id, idempotency_key, ...).
     """
     if await session.get(Flow, data.flow_id) is None:
         raise NotFound.of("flow", data.flow_id)
     run_id = data.id or uuid.uuid4()
-    if data.id is not None and await session.get(FlowRun, data.id) is not None:
-        raise Conflict(f"flow run {data.id} already exists")
+    if data.id is not None:
+        existing = await session.get(FlowRun, data.id)
+        if existing is not None:
+            return _repeated(existing, data)
     now = utcnow()
     state = State.from_create(data.state or StateCreate(type=StateType.PENDING), now)
+    if data.state is not None and data.state.id is not None:
+        await _check_state_id_is_new(session, data.state.id)
     times = advance_times(RunTimes(), None, state)
     run = FlowRun(
         id=run_id,
@@ -98,10 +57,51 @@ async def create_flow_run(session: AsyncSession, data: FlowRunCreate, **extra: A
     state_cols.apply(run, state, times)
     if run.expected_start_time is None:
         run.expected_start_time = state.scheduled_time or now
-    session.add(run)
-    session.add(_history_row(run_id, state))
-    await session.flush()
+    try:
+        # A savepoint: the same request sent twice at once (a retry while the first is
+        # still being handled) loses the race on the key, and is answered with the winner.
+        async with session.begin_nested():
+            session.add(run)
+            session.add(_history_row(run_id, state))
+    except IntegrityError:
+        winner = await _same_request_winner(session, run_id, extra)
+        if winner is None:
+            raise
+        return _repeated(winner, data)
     return run
+
+
+def _repeated(existing: FlowRun, data: FlowRunCreate) -> FlowRun:
+    """The run a repeated creation request made, if the repeat is the same request."""
+    if existing.flow_id != data.flow_id:
+        raise Conflict(
+            f"flow run {existing.id} already exists, of another flow; "
+            "create the new run with another id (or none)"
+        )
+    return existing
+
+
+async def _same_request_winner(
+    session: AsyncSession, run_id: uuid.UUID, extra: dict[str, Any]
+) -> FlowRun | None:
+    found = await session.get(FlowRun, run_id)
+    if found is None and extra.get("idempotency_key") is not None:
+        found = await session.scalar(
+            sa.select(FlowRun).where(
+                FlowRun.deployment_id == extra.get("deployment_id"),
+                FlowRun.idempotency_key == extra["idempotency_key"],
+            )
+        )
+    return found
+
+
+async def _check_state_id_is_new(session: AsyncSession, state_id: uuid.UUID) -> None:
+    recorded = await session.get(FlowRunState, state_id)
+    if recorded is not None:
+        raise Conflict(
+            f"state {state_id} is already a state of flow run {recorded.flow_run_id}; "
+            "propose the new state with another id (or none)"
+        )
 
 
 def _history_row(run_id: uuid.UUID, state: State) -> FlowRunState:
@@ -233,6 +233,11 @@ async def set_flow_run_state(
     """
     now = now or utcnow()
     run = await read_flow_run_row(session, run_id, lock=True)
+    if proposed.id is not None:
+        # Looked up under the run's lock: a repeat waits for the first to commit.
+        recorded = await session.get(FlowRunState, proposed.id)
+        if recorded is not None:
+            return _first_answer(run_id, recorded)
     current = state_cols.current_state(run)
     new_state = State.from_create(proposed, now)
     if current is not None and new_state.timestamp < current.timestamp:
@@ -259,6 +264,33 @@ async def set_flow_run_state(
     return SetStateResponse(decision=Decision.ACCEPT, state=accepted, reason=outcome.reason)
 
 
+def _first_answer(run_id: uuid.UUID, recorded: FlowRunState) -> SetStateResponse:
+    """The answer to a proposal whose state id is already recorded: a repeat after a
+    lost reply, answered as the first time (not decided again: RUNNING twice would abort)."""
+    if recorded.flow_run_id != run_id:
+        raise Conflict(
+            f"state {recorded.id} is already a state of flow run {recorded.flow_run_id}; "
+            "propose the new state with another id (or none)"
+        )
+    return SetStateResponse(
+        decision=Decision.ACCEPT,
+        state=_state_of(recorded),
+        reason="this state was already recorded (a repeated proposal)",
+    )
+
+
+def _state_of(row: FlowRunState) -> State:
+    return State(
+        id=row.id,
+        type=StateType(row.type),
+        name=row.name,
+        timestamp=row.timestamp,
+        message=row.message,
+        scheduled_time=row.scheduled_time,
+        data=row.data,
+    )
+
+
 async def read_flow_run_states(session: AsyncSession, run_id: uuid.UUID) -> list[State]:
     await read_flow_run_row(session, run_id)
     rows = await session.scalars(
@@ -266,18 +298,7 @@ async def read_flow_run_states(session: AsyncSession, run_id: uuid.UUID) -> list
         .where(FlowRunState.flow_run_id == run_id)
         .order_by(FlowRunState.timestamp, FlowRunState.id)
     )
-    return [
-        State(
-            id=r.id,
-            type=StateType(r.type),
-            name=r.name,
-            timestamp=r.timestamp,
-            message=r.message,
-            scheduled_time=r.scheduled_time,
-            data=r.data,
-        )
-        for r in rows
-    ]
+    return [_state_of(r) for r in rows]
 
 
 async def delete_flow_run(session: AsyncSession, run_id: uuid.UUID) -> None:
@@ -285,10 +306,14 @@ async def delete_flow_run(session: AsyncSession, run_id: uuid.UUID) -> None:
     await session.delete(run)
 
 
-async def ensure_flow_runs_exist(session: AsyncSession, run_ids: set[uuid.UUID]) -> None:
+async def existing_flow_run_ids(session: AsyncSession, run_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `run_ids` are flow runs."""
     if not run_ids:
-        return
-    found = set(await session.scalars(sa.select(FlowRun.id).where(FlowRun.id.in_(run_ids))))
-    missing = run_ids - found
+        return set()
+    return set(await session.scalars(sa.select(FlowRun.id).where(FlowRun.id.in_(run_ids))))
+
+
+async def ensure_flow_runs_exist(session: AsyncSession, run_ids: set[uuid.UUID]) -> None:
+    missing = run_ids - await existing_flow_run_ids(session, run_ids)
     if missing:
         raise Invalid(f"unknown flow run id(s): {', '.join(sorted(str(m) for m in missing))}")

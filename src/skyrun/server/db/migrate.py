@@ -12,6 +12,11 @@ otherwise carry for the life of the process. So:
   at head, as Alembic's cookbook recommends for new databases; the migration
   tests prove that this schema equals the migrated one on both databases;
 * any other database is migrated by Alembic, as before.
+
+Servers starting at once on one database (replicas on PostgreSQL, processes on
+one SQLite file) take turns: building or migrating happens in one transaction
+that first takes the migration lock (a PostgreSQL advisory lock; SQLite's write
+lock), then looks at the schema again, so the second finds the first's work done.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from skyrun.server.db import dialect
 from skyrun.server.db.models import Base
 
 if TYPE_CHECKING:
@@ -76,30 +82,34 @@ def _tables_and_revision(connection: sa.Connection) -> tuple[list[str], str | No
     return tables, versions[0] if len(versions) == 1 else None
 
 
-def _create_at_head(connection: sa.Connection, head: str) -> bool:
-    """Build an empty database from the models and stamp it; False if it is not empty now."""
-    # Checked again inside the write transaction: another process may have
-    # created the schema since the first look.
-    if sa.inspect(connection).get_table_names():
-        return False
+def _create_at_head(connection: sa.Connection, head: str) -> None:
+    """Build an empty database from the models and stamp it at head."""
     Base.metadata.create_all(connection)
     _VERSION_TABLE.create(connection)
     connection.execute(_VERSION_TABLE.insert().values(version_num=head))
-    return True
+
+
+def _bring_to_head(connection: sa.Connection, head: str | None) -> None:
+    """Under the migration lock: look again, then build, migrate, or leave it as it is."""
+    dialect.lock_migrations(connection)
+    tables, current = _tables_and_revision(connection)
+    if head is not None and current == head:
+        return  # another server got there first
+    if head is not None and not tables:
+        _create_at_head(connection, head)
+        return
+    _upgrade(connection)
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; cheap when it already is."""
     head = head_revision()
     async with engine.connect() as conn:
-        tables, current = await conn.run_sync(_tables_and_revision)
+        _, current = await conn.run_sync(_tables_and_revision)
     if head is not None and current == head:
         return
-    if head is not None and not tables:
-        async with engine.begin() as conn:
-            if await conn.run_sync(_create_at_head, head):
-                return
-    await run_migrations(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(_bring_to_head, head)
 
 
 async def run_migrations(engine: AsyncEngine) -> None:

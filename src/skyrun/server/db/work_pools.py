@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.states import utcnow
 from skyrun.schemas.work_pools import (
+    MAX_HEARTBEAT_INTERVAL,
     WorkerHeartbeat,
     WorkerStatus,
     WorkPoolCreate,
@@ -28,15 +30,25 @@ DEFAULT_QUEUE = "default"
 
 
 def checked_template(template: dict[str, Any], pool_type: str) -> dict[str, Any]:
-    """The template to store: the type's default when empty, validated either way."""
+    """The template to store: the type's default when empty, validated either way.
+
+    A pool of a type skyrun does not know (a worker type of one's own) needs its
+    template given; one of a type whose module is not installed here either
+    (the server need not have every worker's dependencies to store its template).
+    """
     # Imported here, not at the top: they bring jsonschema (~3 MiB), which the
     # embedded mode, running flows with no work pool, should not carry.
     from skyrun.jobs.render import JobTemplateError
     from skyrun.jobs.templates import validate_base_job_template
-    from skyrun.jobs.types import EMPTY_TEMPLATE, default_job_template
+    from skyrun.jobs.types import UnknownWorkerType, WorkerTypeNotInstalled, type_job_template
 
     if not template:
-        template = default_job_template(pool_type) or dict(EMPTY_TEMPLATE)
+        try:
+            template = type_job_template(pool_type)
+        except (UnknownWorkerType, WorkerTypeNotInstalled) as exc:
+            raise Invalid(
+                f"{exc}; or give the pool a base_job_template (a worker type of your own needs one)"
+            ) from exc
     try:
         validate_base_job_template(template)
     except JobTemplateError as exc:
@@ -190,9 +202,11 @@ async def delete_work_queue(session: AsyncSession, pool_name: str, queue_name: s
 # Workers
 
 
-async def heartbeat(session: AsyncSession, pool: WorkPool, data: WorkerHeartbeat) -> Worker:
+async def heartbeat(
+    session: AsyncSession, pool: WorkPool, data: WorkerHeartbeat, now: datetime | None = None
+) -> Worker:
     """Record that a worker is alive (creating it on its first heartbeat)."""
-    now = utcnow()
+    now = now or utcnow()
     worker = await session.scalar(
         sa.select(Worker).where(Worker.work_pool_id == pool.id, Worker.name == data.name)
     )
@@ -233,8 +247,21 @@ async def mark_silent_workers_offline(session: AsyncSession, missed: int, now: d
     )
     count = 0
     for worker in workers:
-        if worker.last_heartbeat + timedelta(seconds=worker.heartbeat_interval * missed) < now:
+        if worker.last_heartbeat + silence_allowed(worker.heartbeat_interval, missed) < now:
             worker.status = WorkerStatus.OFFLINE.value
             count += 1
     await session.flush()
     return count
+
+
+def silence_allowed(heartbeat_interval: float | None, missed: int) -> timedelta:
+    """How long a worker may be silent before it is OFFLINE: `missed` heartbeats.
+
+    An interval the schema now refuses (stored before it did: 1e300, NaN, none)
+    counts as the longest one allowed, so one such worker cannot make every
+    housekeeping pass fail with an OverflowError.
+    """
+    interval = heartbeat_interval
+    if interval is None or not math.isfinite(interval) or interval <= 0:
+        interval = MAX_HEARTBEAT_INTERVAL
+    return timedelta(seconds=min(interval, MAX_HEARTBEAT_INTERVAL) * max(missed, 1))

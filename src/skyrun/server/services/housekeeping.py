@@ -1,91 +1,68 @@
-"""Late runs, silent workers, abandoned claims, and stuck cancellations."""
+"""Housekeeping: late runs, silent workers, expired leases, stuck cancellations.
+
+Each pass runs every step in `STEPS`, each in its own transaction, so one
+failing step (logged) never stops the others. On PostgreSQL each step first
+takes the housekeeping leader lock: when several replicas share the database,
+one of them does a step at a time and the others skip it, so no transition is
+written twice. A new step is one more line in `STEPS`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from skyrun.schemas.states import LATE, StateCreate, StateType, utcnow
-from skyrun.schemas.work_pools import WorkerStatus
-from skyrun.server.db import flow_runs
-from skyrun.server.db.claims import recover_abandoned_runs
+from skyrun.schemas.states import utcnow
+from skyrun.server.db import (
+    claims,
+    dialect,
+    flow_run_heartbeats,
+    housekeeping,
+    idempotency,
+    work_pools,
+)
 from skyrun.server.db.engine import Database
-from skyrun.server.db.models import FlowRun, Worker
-from skyrun.server.db.work_pools import mark_silent_workers_offline
 from skyrun.settings import Settings
 
-
-async def mark_late_runs(session: AsyncSession, late_after: float, now: datetime) -> int:
-    """SCHEDULED runs overdue by more than `late_after` seconds are renamed Late."""
-    rows = await session.scalars(
-        sa.select(FlowRun).where(
-            FlowRun.state_type == StateType.SCHEDULED.value,
-            FlowRun.state_name != LATE,
-            FlowRun.expected_start_time < now - timedelta(seconds=late_after),
-        )
-    )
-    count = 0
-    for run in rows:
-        await flow_runs.set_flow_run_state(
-            session,
-            run.id,
-            StateCreate(
-                type=StateType.SCHEDULED, name=LATE, scheduled_time=run.state_scheduled_time
-            ),
-            now=now,
-            extra={"worker_id": None},
-        )
-        count += 1
-    return count
+logger = logging.getLogger("skyrun.server.housekeeping")
 
 
-async def check_workers(session: AsyncSession, missed: int, now: datetime) -> tuple[int, int]:
-    """Mark silent workers OFFLINE and return their unstarted runs to SCHEDULED."""
-    offline = await mark_silent_workers_offline(session, missed, now)
-    offline_ids = list(
-        await session.scalars(
-            sa.select(Worker.id).where(Worker.status == WorkerStatus.OFFLINE.value)
-        )
-    )
-    recovered = await recover_abandoned_runs(session, offline_ids, now)
-    return offline, len(recovered)
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[AsyncSession, Settings], Awaitable[object]]
 
 
-async def finish_stuck_cancellations(session: AsyncSession, timeout: float, now: datetime) -> int:
-    """CANCELLING runs nobody finished within `timeout` seconds are forced to CANCELLED."""
-    rows = await session.scalars(
-        sa.select(FlowRun.id).where(
-            FlowRun.state_type == StateType.CANCELLING.value,
-            FlowRun.state_timestamp < now - timedelta(seconds=timeout),
-        )
-    )
-    count = 0
-    for run_id in list(rows):
-        await flow_runs.set_flow_run_state(
-            session,
-            run_id,
-            StateCreate(
-                type=StateType.CANCELLED,
-                message=f"forced: still cancelling after {timeout:g}s (its worker did not confirm)",
-            ),
-            now=now,
-            force=True,
-        )
-        count += 1
-    return count
+STEPS: list[Step] = [
+    Step("late runs", lambda s, cfg: housekeeping.mark_late_runs(s, cfg.late_after_seconds, utcnow())),
+    Step("silent workers", lambda s, cfg: work_pools.mark_silent_workers_offline(s, cfg.worker_offline_after_missed, utcnow())),
+    Step("expired leases", lambda s, cfg: claims.recover_expired_leases(s, utcnow(), cfg.claim_lease_expiries)),
+    Step("stuck cancellations", lambda s, cfg: housekeeping.finish_stuck_cancellations(s, cfg.cancelling_timeout_seconds, utcnow())),
+    Step("silent flow runs", lambda s, cfg: flow_run_heartbeats.crash_silent_runs(s, cfg.flow_run_heartbeat_timeout, utcnow())),
+    Step("old idempotency keys", lambda s, cfg: idempotency.delete_expired_keys(s, cfg.idempotency_key_retention_seconds, utcnow())),
+]  # fmt: skip
+
+
+async def run_step(database: Database, settings: Settings, step: Step) -> bool:
+    """Run one step in its own transaction if this replica leads; returns whether it did."""
+    async with database.session() as session, session.begin():
+        if not await dialect.try_leader_lock(session, "housekeeping"):
+            return False
+        await step.run(session, settings)
+        return True
 
 
 def housekeeping_pass(settings: Settings) -> Callable[[Database], Awaitable[None]]:
     async def run(database: Database) -> None:
-        now = utcnow()
-        async with database.session() as session, session.begin():
-            await mark_late_runs(session, settings.late_after_seconds, now)
-        async with database.session() as session, session.begin():
-            await check_workers(session, settings.worker_offline_after_missed, now)
-        async with database.session() as session, session.begin():
-            await finish_stuck_cancellations(session, settings.cancelling_timeout_seconds, now)
+        for step in STEPS:
+            try:
+                await run_step(database, settings, step)
+            except Exception:
+                logger.exception(
+                    "housekeeping step %r failed; the other steps still run", step.name
+                )
 
     return run
