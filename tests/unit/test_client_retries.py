@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from skyrun.client.base import CALLER_RETRIES
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ServerUnreachable, SkyrunAPIError
 from skyrun.client.transport import ApiRequest, Response, TransportError, parse_retry_after
@@ -269,11 +270,16 @@ def test_once_the_api_answered_a_lost_server_is_waited_for_by_time_not_by_count(
 ) -> None:
     """A process that reached the API retries for SKYRUN_CLIENT_RETRY_SECONDS (a restart);
     one that never did gives up after SKYRUN_CLIENT_RETRIES tries (no server at all)."""
-    transport = ScriptedTransport(ok(), *[refused()] * 8, ok())
+    transport = ScriptedTransport(ok(), *[refused()] * 8, ok(), refused(), refused())
     client = client_with(transport, tmp_path, retries=1)
     client.request("GET", "flows")
     client.request("GET", "flows")  # 8 refusals, then the restarted server answers
     assert len(transport.sent) == 10
+
+    # A caller with a loop of its own (heartbeats, polls) asks for the quick tries only.
+    with pytest.raises(ServerUnreachable):
+        client.request("GET", "flows", retry_for=CALLER_RETRIES)
+    assert len(transport.sent) == 12  # SKYRUN_CLIENT_RETRIES=1: two tries
 
     never = ScriptedTransport(*[refused()] * 3)
     with pytest.raises(ServerUnreachable):

@@ -42,6 +42,10 @@ logger = logging.getLogger("skyrun.client")
 # request; behind a gateway, 502 and 504 may come after the server acted.
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 _NOT_HANDLED_STATUS = frozenset({429, 503})
+# `retry_for` for a request whose caller retries it in a loop of its own (heartbeats,
+# polls, the recorder's background sends): only SKYRUN_CLIENT_RETRIES quick tries,
+# so the loop's own backoff, not a long wait here, decides when to try again.
+CALLER_RETRIES = 0.0
 # Methods whose repeat does what the first did (RFC 9110's idempotent methods).
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -115,6 +119,8 @@ class BaseClient:
                 SKYRUN_CLIENT_RETRIES times (final states: the server may be restarting).
                 Once the client has had an answer, SKYRUN_CLIENT_RETRY_SECONDS is the
                 default: a process that reached the API waits out a restart.
+                CALLER_RETRIES (0): SKYRUN_CLIENT_RETRIES tries only, for a caller
+                that retries in a loop of its own.
             waiting_for: what the request does, for the one line logged when it
                 has to wait (with `retry_for`).
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from skyrun.client.base import BaseClient
+from skyrun.client.base import CALLER_RETRIES, BaseClient
 from skyrun.client.work import WorkClientMixin
 from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyScope
 from skyrun.schemas.artifacts import Artifact, ArtifactCreate
@@ -62,10 +62,16 @@ class SkyrunClient(WorkClientMixin, BaseClient):
             waiting_for=f"reading flow run {flow_run_id}",
         )
 
-    def filter_flow_runs(self, flow_run_filter: FlowRunFilter | None = None) -> Page[FlowRun]:
+    def filter_flow_runs(
+        self, flow_run_filter: FlowRunFilter | None = None, *, retry_for: float | None = None
+    ) -> Page[FlowRun]:
         # A read sent as POST (the filter is a body): repeating it is harmless.
         return self.post_model(
-            Page[FlowRun], "flow_runs/filter", flow_run_filter or FlowRunFilter(), idempotent=True
+            Page[FlowRun],
+            "flow_runs/filter",
+            flow_run_filter or FlowRunFilter(),
+            idempotent=True,
+            retry_for=retry_for,
         )
 
     def set_flow_run_state(
@@ -95,7 +101,12 @@ class SkyrunClient(WorkClientMixin, BaseClient):
 
     def heartbeat_flow_run(self, flow_run_id: uuid.UUID | str) -> State:
         """Say the run's process is alive; the answer is the run's current state."""
-        return self.post_model(State, f"flow_runs/{flow_run_id}/heartbeat", idempotent=True)
+        return self.post_model(
+            State,
+            f"flow_runs/{flow_run_id}/heartbeat",
+            idempotent=True,
+            retry_for=CALLER_RETRIES,  # the heartbeat loop tries again at its next beat
+        )
 
     def read_flow_run_states(self, flow_run_id: uuid.UUID | str) -> list[State]:
         return _STATES.validate_json(self.request("GET", f"flow_runs/{flow_run_id}/states").content)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from skyrun.client.base import BaseClient
+from skyrun.client.base import CALLER_RETRIES, BaseClient
 from skyrun.schemas.core import FlowRun, Page
 from skyrun.schemas.deployments import (
     Deployment,
@@ -96,6 +96,7 @@ class WorkClientMixin(BaseClient):
                 name=name, heartbeat_interval=interval, flow_run_ids=flow_run_ids or []
             ),
             idempotent=True,  # it says "alive now, holding these": a repeat says it again
+            retry_for=CALLER_RETRIES,  # the worker's heartbeat loop backs off itself
         )
 
     def list_workers(self, pool: str) -> list[Worker]:
@@ -130,6 +131,7 @@ class WorkClientMixin(BaseClient):
             request,
             timeout=self.settings.client_timeout + wait_seconds,
             idempotent=True,  # the key makes a repeat answer with the first claim's runs
+            retry_for=CALLER_RETRIES,  # the worker's claim loop backs off itself
         )
 
     def set_infrastructure_id(

@@ -30,6 +30,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from skyrun.client.base import CALLER_RETRIES
 from skyrun.client.errors import SkyrunAPIError
 from skyrun.sdk import spool
 from skyrun.sdk.task_records import Taken, TaskRecord, payload
@@ -228,7 +229,9 @@ class Recorder:
 
     def _send(self, key: str, body: dict[str, Any]) -> None:
         """One batch, once; raises when it was not recorded."""
-        timeout = retry_for = None
+        # In the background the recorder sends again at its next flush by itself.
+        timeout: float | None = None
+        retry_for = CALLER_RETRIES
         if self._deadline is not None:
             # A flush's retries end on time even against a server that never answers:
             # the client's own retries stop at the deadline too.

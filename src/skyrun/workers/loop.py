@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from skyrun.client.base import CALLER_RETRIES
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachable, SkyrunAPIError
 from skyrun.retries import Backoff
@@ -278,7 +279,8 @@ class WorkerLoop:
                         work_pool_name=self.options.pool_name,
                         state_type=[StateType.CANCELLING],
                         limit=1000,
-                    )
+                    ),
+                    retry_for=CALLER_RETRIES,  # checked again in a second anyway
                 )
             except Exception as exc:
                 logger.warning("Checking for cancelled runs failed: %s", exc)
