@@ -103,7 +103,11 @@ def test_two_workers_run_every_run_exactly_once(server: ServerProcess, tmp_path:
     counts = collections.Counter(ledger.read_text().split())
     assert set(counts) == {str(run_id) for run_id in run_ids}
     duplicates = {run_id: n for run_id, n in counts.items() if n != 1}
-    assert not duplicates, f"runs executed more than once: {duplicates}"
+    histories = {
+        run_id: [(s.type.value, s.name, s.message) for s in client.read_flow_run_states(run_id)]
+        for run_id in duplicates
+    }
+    assert not duplicates, f"runs executed more than once: {duplicates}; states: {histories}"
     # Both workers took part (otherwise the race was not tested).
     assert all("started pid:" in output for output in outputs), outputs
 

@@ -208,6 +208,14 @@ async def _times_rescheduled(session: AsyncSession, run_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
+def _lease_ran_out(run: FlowRun, now: datetime) -> bool:
+    return (
+        run.state_type == StateType.PENDING.value
+        and run.lease_expires is not None
+        and run.lease_expires < now
+    )
+
+
 async def recover_expired_leases(
     session: AsyncSession, now: datetime, max_expiries: int
 ) -> tuple[int, int]:
@@ -245,6 +253,9 @@ async def recover_expired_leases(
             proposed,
             now=now,
             extra={"worker_id": None, "lease_expires": None, "claim_key": None},
+            # Its process may have started it (RUNNING) or its worker renewed the lease
+            # since the query: then it is not abandoned.
+            expect=lambda run: _lease_ran_out(run, now),
         )
         if response.decision == Decision.ACCEPT:
             if proposed.type == StateType.CRASHED:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -225,14 +226,26 @@ async def set_flow_run_state(
     force: bool = False,
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
+    expect: Callable[[FlowRun], bool] | None = None,
 ) -> SetStateResponse:
     """Propose a state; the orchestration rules decide; accepted states are recorded.
 
     `extra` sets more columns on the run when the state is accepted (a claim's
-    worker and lease, the infrastructure id).
+    worker and lease, the infrastructure id). `expect`, checked under the run's
+    row lock, says whether the run is still as the caller saw it: a service that
+    chose the run from a read without a lock (an expired lease, an overdue run)
+    must not move a run that moved on meanwhile (the rules would let a RUNNING run
+    go back to SCHEDULED, and it would run twice). When it no longer holds, the
+    answer is REJECT and nothing changes.
     """
     now = now or utcnow()
     run = await read_flow_run_row(session, run_id, lock=True)
+    if expect is not None and not expect(run):
+        return SetStateResponse(
+            decision=Decision.REJECT,
+            state=state_cols.current_state(run),
+            reason="the run changed since it was chosen; nothing was done",
+        )
     if proposed.id is not None:
         # Looked up under the run's lock: a repeat waits for the first to commit.
         recorded = await session.get(FlowRunState, proposed.id)

@@ -19,11 +19,12 @@ from skyrun.server.db.models import FlowRun
 
 async def mark_late_runs(session: AsyncSession, late_after: float, now: datetime) -> int:
     """SCHEDULED runs overdue by more than `late_after` seconds are renamed Late."""
+    overdue_before = now - timedelta(seconds=late_after)
     rows = await session.execute(
         sa.select(FlowRun.id, FlowRun.state_scheduled_time).where(
             FlowRun.state_type == StateType.SCHEDULED.value,
             FlowRun.state_name != LATE,
-            FlowRun.expected_start_time < now - timedelta(seconds=late_after),
+            FlowRun.expected_start_time < overdue_before,
         )
     )
     count = 0
@@ -34,6 +35,14 @@ async def mark_late_runs(session: AsyncSession, late_after: float, now: datetime
             StateCreate(type=StateType.SCHEDULED, name=LATE, scheduled_time=scheduled_time),
             now=now,
             extra={"worker_id": None},
+            # Claimed (PENDING) or renamed since the query: a claimed run must not be
+            # handed back to SCHEDULED.
+            expect=lambda run: (
+                run.state_type == StateType.SCHEDULED.value
+                and run.state_name != LATE
+                and run.expected_start_time is not None
+                and run.expected_start_time < overdue_before
+            ),
         )
         count += response.decision == Decision.ACCEPT
     return count
@@ -41,15 +50,16 @@ async def mark_late_runs(session: AsyncSession, late_after: float, now: datetime
 
 async def finish_stuck_cancellations(session: AsyncSession, timeout: float, now: datetime) -> int:
     """CANCELLING runs nobody finished within `timeout` seconds are forced to CANCELLED."""
+    stuck_before = now - timedelta(seconds=timeout)
     rows = await session.scalars(
         sa.select(FlowRun.id).where(
             FlowRun.state_type == StateType.CANCELLING.value,
-            FlowRun.state_timestamp < now - timedelta(seconds=timeout),
+            FlowRun.state_timestamp < stuck_before,
         )
     )
     count = 0
     for run_id in list(rows):
-        await flow_runs.set_flow_run_state(
+        response = await flow_runs.set_flow_run_state(
             session,
             run_id,
             StateCreate(
@@ -58,6 +68,13 @@ async def finish_stuck_cancellations(session: AsyncSession, timeout: float, now:
             ),
             now=now,
             force=True,
+            # Forced past the rules, so checked here: a run that ended meanwhile
+            # (its worker did confirm) keeps its own final state.
+            expect=lambda run: (
+                run.state_type == StateType.CANCELLING.value
+                and run.state_timestamp is not None
+                and run.state_timestamp < stuck_before
+            ),
         )
-        count += 1
+        count += response.decision == Decision.ACCEPT
     return count
