@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from worker_support import (
+    LEDGER_FLOWS,
     ServerProcess,
     WorkerProcess,
     deploy,
@@ -38,25 +39,6 @@ RUNS = 200
 WORKERS = 2
 LIMIT_PER_WORKER = 4
 
-FLOWS = """
-import os
-import time
-
-from skyrun import flow
-from skyrun.sdk.context import current_flow_run
-
-
-@flow
-def record_run(path: str, seconds: float = 0.0):
-    time.sleep(seconds)
-    line = f"{current_flow_run().flow_run_id}\\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-"""
-
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
@@ -69,7 +51,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
 def test_two_workers_run_every_run_exactly_once(server: ServerProcess, tmp_path: Path) -> None:
     client = server.client()
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     client.create_work_pool(WorkPoolCreate(name="race", type="process"))
     # The lightest launch: the execute module without the CLI around it, no output streaming.
@@ -139,7 +121,7 @@ def test_a_run_whose_claim_was_lost_still_runs_once(
     server = sqlite_server
     client = server.client()
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     client.create_work_pool(WorkPoolCreate(name="lost", type="process"))
     # The first launch waits for the test's go-ahead; later launches start 5 s late.

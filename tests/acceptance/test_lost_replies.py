@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import ServerProcess, clean_env, deploy, run_deployment, write_flows
+from worker_support import (
+    LEDGER_FLOWS,
+    ServerProcess,
+    clean_env,
+    deploy,
+    run_deployment,
+    write_flows,
+)
 
 from faults import FaultProxy
 from skyrun.client.client import SkyrunClient
@@ -28,29 +35,6 @@ from skyrun.settings import Settings
 
 SKYRUN = Path(sys.executable).parent / "skyrun"
 SUBPROCESS_TIMEOUT = 120  # a guard against hangs, not a timing assertion
-
-FLOWS = """
-import os
-
-from skyrun import flow
-from skyrun.sdk.context import current_flow_run
-
-
-@flow
-def record_run(path: str):
-    line = f"{current_flow_run().flow_run_id}\\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
-if __name__ == "__main__":
-    import sys
-
-    record_run(sys.argv[1])
-"""
 
 
 @pytest.fixture
@@ -86,7 +70,7 @@ def test_a_lost_reply_to_the_running_proposal_still_runs_the_flow_once(
     """The retried RUNNING proposal gets its first answer (ACCEPT), not ABORT (RUNNING->RUNNING)."""
     client = server.client()
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     client.create_work_pool(WorkPoolCreate(name="pool", type="process"))
     deployment = deploy(client, project, "pool", entrypoint="flows.py:record_run")
@@ -110,7 +94,7 @@ def test_a_lost_reply_to_create_flow_run_makes_one_run(
     server: ServerProcess, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     """A flow called in a script: the retried creation returns the run the first one made."""
-    script = write_flows(tmp_path / "script", FLOWS)
+    script = write_flows(tmp_path / "script", LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     lost = proxy.drop_reply("POST", "/api/flow_runs")
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from worker_support import (
+    LEDGER_FLOWS,
     ServerProcess,
     WorkerProcess,
+    assert_steps_recorded_once,
     deploy,
     run_deployment,
     wait_for,
@@ -34,31 +36,6 @@ from skyrun.settings import Settings
 
 RUNS = 6
 STEPS = 3
-
-FLOWS = """
-import os
-
-from skyrun import flow, get_run_logger, task
-from skyrun.sdk.context import current_flow_run
-
-
-@task
-def step(i: int) -> int:
-    get_run_logger().info("step %d done", i)
-    return i
-
-
-@flow
-def whole(path: str, steps: int):
-    run_id = current_flow_run().flow_run_id
-    total = sum(step(i) for i in range(steps))
-    get_run_logger().info("total %d", total)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{run_id}\\n".encode())
-    finally:
-        os.close(fd)
-"""
 
 
 @pytest.fixture
@@ -83,11 +60,13 @@ def test_every_run_runs_once_and_whole_when_replies_are_lost(
     settings = Settings(home=server.home).model_copy(update={"api_url": proxy.api_url})
     client = SkyrunClient(settings)
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     direct.create_work_pool(WorkPoolCreate(name="lossy", type="process"))
     light = {"command": f"{sys.executable} -m skyrun.sdk.execute", "stream_output": False}
-    deployment = deploy(direct, project, "lossy", entrypoint="flows.py:whole", job_variables=light)
+    deployment = deploy(
+        direct, project, "lossy", entrypoint="flows.py:steps_run", job_variables=light
+    )
 
     run_path = r"/api/flow_runs/[^/]+/set_state"
     rules: dict[str, Rule] = {
@@ -130,13 +109,7 @@ def test_every_run_runs_once_and_whole_when_replies_are_lost(
     assert states == {StateType.COMPLETED: RUNS}, (states, output[-3000:])
     assert collections.Counter(ledger.read_text().split()) == {str(i): 1 for i in created}
     for run in runs:
-        task_runs = direct.list_task_runs(run.id).items
-        assert len(task_runs) == STEPS
-        assert {t.state.type for t in task_runs if t.state} == {StateType.COMPLETED}
-        messages = [log.message for log in direct.read_logs(run.id, limit=1000)]
-        for i in range(STEPS):
-            assert messages.count(f"step {i} done") == 1, messages
-        assert messages.count(f"total {sum(range(STEPS))}") == 1, messages
+        assert_steps_recorded_once(direct, run.id, STEPS)
         history = [s.type for s in direct.read_flow_run_states(run.id)]
         assert history.count(StateType.RUNNING) == 1, history
         assert history.count(StateType.COMPLETED) == 1, history

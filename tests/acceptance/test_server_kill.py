@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 from worker_support import (
+    LEDGER_FLOWS,
     ServerProcess,
     WorkerProcess,
+    assert_steps_recorded_once,
     deploy,
     run_deployment,
     wait_for,
@@ -32,34 +34,6 @@ RUNS = 20
 STEPS = 4
 DOWNTIME_SECONDS = 4.0
 
-FLOWS = """
-import os
-import time
-
-from skyrun import flow, get_run_logger, task
-from skyrun.sdk.context import current_flow_run
-
-
-@task
-def step(i: int) -> int:
-    get_run_logger().info("step %d done", i)
-    return i
-
-
-@flow
-def durable(path: str, steps: int, seconds: float):
-    run_id = current_flow_run().flow_run_id
-    time.sleep(seconds / 2)
-    total = sum(step.map(range(steps)).result())
-    time.sleep(seconds / 2)
-    get_run_logger().info("total %d", total)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{run_id}\\n".encode())
-    finally:
-        os.close(fd)
-"""
-
 
 def _runs(client: SkyrunClient, deployment_id: object) -> list[FlowRun]:
     return client.filter_flow_runs(FlowRunFilter(deployment_id=deployment_id, limit=1000)).items
@@ -73,12 +47,12 @@ def test_a_server_killed_and_restarted_loses_no_run_and_no_record(
     server = ServerProcess(home, database_url)
     client = server.client()
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     client.create_work_pool(WorkPoolCreate(name="durable", type="process"))
     light = {"command": f"{sys.executable} -m skyrun.sdk.execute", "stream_output": False}
     deployment = deploy(
-        client, project, "durable", entrypoint="flows.py:durable", job_variables=light
+        client, project, "durable", entrypoint="flows.py:steps_run", job_variables=light
     )
     parameters = {"path": str(ledger), "steps": STEPS, "seconds": 3.0}
     run_ids = {run_deployment(client, deployment, parameters=parameters).id for _ in range(RUNS)}
@@ -119,13 +93,7 @@ def test_a_server_killed_and_restarted_loses_no_run_and_no_record(
         counts = collections.Counter(ledger.read_text().split())
         assert counts == {str(run_id): 1 for run_id in run_ids}
         for run in runs:
-            task_runs = client.list_task_runs(run.id).items
-            assert len(task_runs) == STEPS, run.id
-            assert {t.state.type for t in task_runs if t.state} == {StateType.COMPLETED}
-            messages = [log.message for log in client.read_logs(run.id, limit=1000)]
-            for i in range(STEPS):
-                assert messages.count(f"step {i} done") == 1, (run.id, messages)
-            assert messages.count(f"total {sum(range(STEPS))}") == 1, (run.id, messages)
+            assert_steps_recorded_once(client, run.id, STEPS)
     finally:
         client.close()
         if restarted is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from worker_support import (
+    LEDGER_FLOWS,
     ServerProcess,
     WorkerProcess,
     deploy,
@@ -31,23 +32,6 @@ from skyrun.schemas.work_pools import WorkPoolCreate, WorkQueueCreate
 
 RUNS = 200
 OVERDUE = 300
-
-FLOWS = """
-import os
-
-from skyrun import flow
-from skyrun.sdk.context import current_flow_run
-
-
-@flow
-def record_run(path: str):
-    line = f"{current_flow_run().flow_run_id}\\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-"""
 
 # Both replicas schedule and keep house often, so their passes overlap.
 REPLICA_ENV = {"SKYRUN_SCHEDULER_INTERVAL": "0.3", "SKYRUN_LATE_AFTER_SECONDS": "1"}
@@ -86,7 +70,7 @@ def test_two_replicas_run_once_schedule_once_and_mark_late_once(
     first, second = replicas
     client_a, client_b = first.client(), second.client()
     project = tmp_path / "project"
-    write_flows(project, FLOWS)
+    write_flows(project, LEDGER_FLOWS)
     ledger = tmp_path / "ledger.txt"
     client_a.create_work_pool(WorkPoolCreate(name="shared", type="process"))
     client_a.create_work_queue("shared", WorkQueueCreate(name="held", is_paused=True))

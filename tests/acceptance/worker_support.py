@@ -73,6 +73,65 @@ class WorkerProcess:
         return self.process.returncode
 
 
+# Flows whose every execution leaves a line in a ledger file (O_APPEND, so concurrent
+# writes do not interleave): counting the lines counts executions, not log lines.
+# `record_run` only records; `steps_run` also runs `steps` task runs that each log a
+# line, and logs their total, so a test can check that every record arrived once.
+LEDGER_FLOWS = """
+import os
+import sys
+import time
+
+from skyrun import flow, get_run_logger, task
+from skyrun.sdk.context import current_flow_run
+
+
+def _record(path: str) -> None:
+    line = f"{current_flow_run().flow_run_id}\\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+@flow
+def record_run(path: str, seconds: float = 0.0):
+    time.sleep(seconds)
+    _record(path)
+
+
+@task
+def step(i: int) -> int:
+    get_run_logger().info("step %d done", i)
+    return i
+
+
+@flow
+def steps_run(path: str, steps: int, seconds: float = 0.0):
+    time.sleep(seconds / 2)
+    total = sum(step.map(range(steps)).result())
+    time.sleep(seconds / 2)
+    get_run_logger().info("total %d", total)
+    _record(path)
+
+
+if __name__ == "__main__":
+    record_run(sys.argv[1])
+"""
+
+
+def assert_steps_recorded_once(client: SkyrunClient, run_id: uuid.UUID, steps: int) -> None:
+    """A `steps_run` run has its `steps` COMPLETED task runs and each log line exactly once."""
+    task_runs = client.list_task_runs(run_id).items
+    assert len(task_runs) == steps, run_id
+    assert {t.state.type for t in task_runs if t.state} == {StateType.COMPLETED}
+    messages = [log.message for log in client.read_logs(run_id, limit=1000)]
+    for i in range(steps):
+        assert messages.count(f"step {i} done") == 1, (run_id, messages)
+    assert messages.count(f"total {sum(range(steps))}") == 1, (run_id, messages)
+
+
 def write_flows(directory: Path, source: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "flows.py"

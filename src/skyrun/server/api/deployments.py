@@ -78,6 +78,5 @@ async def create_deployment_run(
     async with transaction(request) as session:
         deployment = await deployments.read_deployment_row(session, deployment_id)
         run = await deployments.create_deployment_run(session, deployment, body)
-        result = await flow_runs.read_flow_run(session, run.id)
-    request.app.state.notifier.changed()
-    return result
+        # Waiting claims are woken by the commit itself (server/db/work_events.py).
+        return await flow_runs.read_flow_run(session, run.id)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skyrun.schemas.core import FlowRun, FlowRunCreate, FlowRunFilter, Page
 from skyrun.schemas.orchestration import SetStateRequest, SetStateResponse
-from skyrun.schemas.states import State, StateType
+from skyrun.schemas.states import State
 from skyrun.server.api.deps import ApiRoute, transaction
 from skyrun.server.db import flow_run_heartbeats, flow_runs
 
@@ -45,13 +45,11 @@ async def read_flow_run(request: Request, flow_run_id: uuid.UUID) -> FlowRun:
 async def set_flow_run_state(
     request: Request, flow_run_id: uuid.UUID, body: SetStateRequest
 ) -> SetStateResponse:
+    # A run made due again wakes waiting claims when this commits (server/db/work_events.py).
     async with transaction(request) as session:
-        response = await flow_runs.set_flow_run_state(
+        return await flow_runs.set_flow_run_state(
             session, flow_run_id, body.state, force=body.force
         )
-    if response.state is not None and response.state.type == StateType.SCHEDULED:
-        request.app.state.notifier.changed()
-    return response
 
 
 @router.post("/{flow_run_id}/heartbeat", response_model=State)
