@@ -179,7 +179,7 @@ def test_special_placeholders_need_no_declaration() -> None:
         {
             "home": "{{ $HOME }}",
             "token": "{{ skyrun.variables.api_token }}",
-            "run": "run-{{ skyrun.flow_run.id }}",
+            "creds": "{{ skyrun.blocks.gcp-credentials.main }}",
         },
         {},
     )

@@ -11,6 +11,7 @@ from skyrun.jobs.templates import (
     JobTemplateError,
     prepare_job,
     render_job_configuration,
+    validate_base_job_template,
 )
 
 HINT = (
@@ -220,14 +221,15 @@ def test_render_missing_skyrun_variable_from_mapping() -> None:
     assert str(info.value).startswith("job_configuration.a[0]: skyrun variable 'nope'")
 
 
-def test_render_leaves_other_skyrun_placeholders_untouched() -> None:
-    template = simple(
-        {"name": "run-{{ skyrun.flow_run.id }}", "id": "{{ skyrun.flow_run.id }}"}, {}
+def test_unknown_skyrun_placeholders_are_refused_where_they_are() -> None:
+    template = simple({"name": "run-{{ skyrun.flow_run.id }}"}, {})
+    with pytest.raises(JobTemplateError) as info:
+        validate_base_job_template(template)
+    assert str(info.value).startswith(
+        "job_configuration.name: unknown placeholder '{{ skyrun.flow_run.id }}'"
     )
-    assert render(template, {}) == {
-        "name": "run-{{ skyrun.flow_run.id }}",
-        "id": "{{ skyrun.flow_run.id }}",
-    }
+    with pytest.raises(JobTemplateError, match=r"job_configuration\.name: unknown placeholder"):
+        render(template, {})
 
 
 def test_render_validates_values_against_schema() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from skyrun.client.base import CALLER_RETRIES, BaseClient
+from skyrun.client.errors import ObjectNotFound
 from skyrun.client.work import WorkClientMixin
 from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyScope
 from skyrun.schemas.artifacts import Artifact, ArtifactCreate
@@ -175,6 +176,13 @@ class SkyrunClient(WorkClientMixin, BaseClient):
 
     def read_variable(self, name: str) -> Variable:
         return self.get_model(Variable, f"variables/{name}")
+
+    def variable_value(self, name: str) -> Any:
+        """The value of Variable `name` (for templates); KeyError when there is none."""
+        try:
+            return self.read_variable(name).value
+        except ObjectNotFound:
+            raise KeyError(name) from None
 
     def list_variables(self, limit: int = 100, offset: int = 0) -> Page[Variable]:
         return self.get_model(

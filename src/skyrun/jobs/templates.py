@@ -11,8 +11,9 @@ Placeholders come in three kinds:
 
 * ``{{ name }}`` -- a job variable, which must be declared in ``variables.properties``;
 * ``{{ $NAME }}`` -- the environment variable ``NAME`` of the process rendering the job;
-* ``{{ skyrun.variables.NAME }}`` -- the skyrun Variable ``NAME``.  Other ``skyrun.*``
-  placeholders need no declaration either and are left untouched by rendering.
+* ``{{ skyrun.variables.NAME }}`` -- the skyrun Variable ``NAME`` (and
+  ``{{ skyrun.blocks.TYPE.NAME[.FIELD] }}``, a block); these need no declaration.  Any
+  other ``skyrun.*`` placeholder is an error (see :mod:`skyrun.templating`).
 
 Job variables are resolved with the precedence *work pool defaults < deployment
 job_variables < flow run job_variables*; the ``env`` dict is merged key by key.
@@ -42,6 +43,7 @@ from skyrun.jobs.render import (
     required_of,
     template_placeholders,
 )
+from skyrun.templating import References, resolve_shared
 from skyrun.validation import schema_path, schema_problems
 from skyrun.values import parse_value
 
@@ -135,7 +137,8 @@ def validate_base_job_template(template: dict[str, Any]) -> list[str]:
         JobTemplateError: If the top-level keys are not exactly ``job_configuration`` and
             ``variables``, ``variables`` is not a valid JSON Schema object, ``required``
             names an undeclared variable, a placeholder names an undeclared variable
-            (``$ENV`` and ``skyrun.*`` placeholders need no declaration), or a
+            (``$ENV`` and ``skyrun.*`` placeholders need no declaration), a ``skyrun.*``
+            placeholder is of an unknown kind, or a
             variable's ``default`` is invalid against its own schema.
     """
     _check_structure(template)
@@ -157,6 +160,12 @@ def validate_base_job_template(template: dict[str, Any]) -> list[str]:
                 "is not declared in variables.properties; declare it there or fix the "
                 "placeholder"
             )
+
+    # With no sources every known kind is kept, so only unknown `skyrun.*` names speak.
+    for path, name in template_placeholders(template["job_configuration"]):
+        outcome = resolve_shared(name, path, References())
+        if outcome is not None and outcome.problem is not None:
+            problems.append(outcome.problem)
 
     root = Draft202012Validator(variables)
     for name, schema in properties.items():

@@ -30,6 +30,7 @@ from skyrun.schemas.states import StateCreate, StateType
 from skyrun.sdk import flow_engine
 from skyrun.sdk.flows import Flow
 from skyrun.sdk.parameters import ParameterError
+from skyrun.templating import References
 
 
 class EntrypointError(Exception):
@@ -125,7 +126,8 @@ def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, 
     deployment = client.read_deployment(run.deployment_id)
     try:
         if deployment.pull_steps:
-            run_steps(deployment.pull_steps)
+            references = References(env=os.environ, variables=client.variable_value)
+            run_steps(deployment.pull_steps, references=references)
         elif deployment.path and os.path.isdir(deployment.path):
             os.chdir(deployment.path)
         flow = load_flow(deployment.entrypoint)

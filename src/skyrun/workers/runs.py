@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrun.client.client import SkyrunClient
-from skyrun.client.errors import ObjectNotFound
 from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.jobs.templates import JobTemplateError, prepare_job
 from skyrun.schemas.core import FlowRun
@@ -119,14 +118,8 @@ class RunLauncher:
             deployment.job_variables if deployment else None,
             flow_run.job_variables,
             env=os.environ,
-            skyrun_variables=self._read_variable,
+            skyrun_variables=self.client.variable_value,
         )
-
-    def _read_variable(self, name: str) -> Any:
-        try:
-            return self.client.read_variable(name).value
-        except ObjectNotFound:
-            raise KeyError(name) from None
 
     def _record_infrastructure(self, flow_run_id: uuid.UUID, infrastructure_id: str) -> None:
         try:
