@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from skyrun._version import __version__
-from skyrun.deploy.init import dump_yaml, header
+from skyrun.deploy.init import InitError, check_free, dump_yaml, header, write_project
 from skyrun.deploy.project import PROJECT_FILE_NAME, ProjectFileError, parse_project
 from skyrun.deploy.steps import BUILTIN_PREFIX, STEP_MODULES
 from skyrun.deploy.yaml_lines import YAMLProblem, load_with_lines
 
-__all__ = ["Conversion", "PrefectConversionError", "convert_prefect_yaml"]
+__all__ = ["Conversion", "PrefectConversionError", "convert_prefect_yaml", "init_from_prefect"]
 
 PREFECT_STEP_PACKAGES = ("prefect.", "prefect_docker.", "prefect_gcp.")
 RENAMED_STEPS = {"git_clone_project": "git_clone"}
@@ -317,3 +318,24 @@ def convert_prefect_yaml(text: str, project_name: str, source: str = "prefect.ya
     except ProjectFileError as exc:
         converter.note(f"the converted file does not load yet; fix before deploying:\n{exc}")
     return Conversion(text=converted, notes=converter.notes)
+
+
+def init_from_prefect(
+    directory: Path, source: Path, force: bool = False
+) -> tuple[list[Path], list[str]]:
+    """Write `skyrun.yaml` (and `.skyrunignore`) in `directory` converted from `source`.
+
+    Returns:
+        The files written and the conversion's notes.
+
+    Raises:
+        InitError: `skyrun.yaml` exists and `force` is not set, or `source` cannot be read.
+        PrefectConversionError: `source` is not a Prefect project file.
+    """
+    check_free(directory, force)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InitError(f"{source}: cannot be read: {exc}") from None
+    conversion = convert_prefect_yaml(text, directory.resolve().name, source.name)
+    return write_project(directory, conversion.text, force), conversion.notes
