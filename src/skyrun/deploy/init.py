@@ -250,8 +250,3 @@ def init_project(
     check_free(directory, force)
     text = project_file_text(recipe, directory, fields, ask)
     return write_project(directory, text, force)
-
-
-def indent_notes(notes: list[str]) -> str:
-    """Notes as an indented bullet list, for printing."""
-    return "\n".join(textwrap.indent(f"- {note}", "  ") for note in notes)
