@@ -33,7 +33,13 @@ class DeploymentError(ValueError):
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(str(error["msg"]) for error in exc.errors())
+        # Each message names its field (`concurrency_limit: Input should be ...`).
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            if error["loc"]
+            else str(error["msg"])
+            for error in exc.errors()
+        )
     return " ".join(str(exc).split())
 
 
