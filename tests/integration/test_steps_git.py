@@ -91,6 +91,10 @@ def test_a_commit_missing_from_a_shallow_clone_is_fetched(origin: Path, work: Pa
     first = git("rev-list", "--max-parents=0", "HEAD", cwd=origin)
     git_clone(f"file://{origin}")
     clone = work / "app"
+    # A commit on another branch than the one cloned, then one below the shallow tip.
+    on_feature = git("rev-parse", "feature", cwd=origin)
+    git_clone(f"file://{origin}", commit=on_feature)
+    assert git("rev-parse", "HEAD", cwd=clone) == on_feature
     git_clone(f"file://{origin}", commit=first)
     assert git("rev-parse", "HEAD", cwd=clone) == first
     git_clone(f"file://{origin}", branch="feature")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from skyrun.deploy.steps import STEP_MODULES, StepError, run_steps
+from skyrun.deploy.steps.gcs import _local_path
 from skyrun.deploy.steps.shell import run_shell_script
 from skyrun.templating import References
 
@@ -319,3 +320,13 @@ def test_a_shell_failure_through_the_runner_names_the_step() -> None:
         str(info.value)
         == "pull step 1 (run_shell_script): script line 2: 'false' exited with code 1"
     )
+
+
+@pytest.mark.parametrize("relative", ["../escaped.py", "a/../../escaped.py", "/etc/passwd", ""])
+def test_an_object_name_leaving_the_pull_directory_is_refused(
+    tmp_path: Path, relative: str
+) -> None:
+    # The emulator cannot store such names, so this is checked on the path logic alone.
+    with pytest.raises(StepError, match=r"would be written outside"):
+        _local_path(tmp_path, relative, "app/" + relative)
+    assert _local_path(tmp_path, "a/b.py", "app/a/b.py") == tmp_path / "a" / "b.py"

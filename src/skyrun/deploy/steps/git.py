@@ -41,6 +41,7 @@ class _Git:
                 ["git", "-c", "advice.detachedHead=false", *arguments],
                 cwd=cwd,
                 env=self.env,
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 check=False,
@@ -143,9 +144,18 @@ def _update(
     if commit is not None:
         present = git.run("cat-file", "-e", f"{commit}^{{commit}}", cwd=target).returncode == 0
         if not present:
+            # Every branch, whole: the commit may be on any of them, below a shallow tip.
             shallow = (target / ".git" / "shallow").exists()
             extra = ["--unshallow"] if shallow else []
-            git.check("fetch", *extra, fetch_url, cwd=target, doing=f"git fetch of {git.mask(url)}")
+            git.check(
+                "fetch",
+                *extra,
+                "--tags",
+                fetch_url,
+                "+refs/heads/*:refs/remotes/origin/*",
+                cwd=target,
+                doing=f"git fetch of {git.mask(url)}",
+            )
         git.check(
             "checkout",
             "--force",
