@@ -233,6 +233,7 @@ def test_a_result_that_does_not_load_says_what_to_fix() -> None:
         ("name: x\n  bad: [\n", "prefect.yaml:2: invalid YAML"),
         ("- a\n", "prefect.yaml: not a Prefect project file (not a mapping)"),
         ("", "prefect.yaml: not a Prefect project file"),
+        ("name: x\ndefinitions: &a {b: *a}\n", "prefect.yaml: an anchor contains itself"),
     ],
 )
 def test_what_is_not_a_project_file_is_refused(text: str, expected: str) -> None:

@@ -274,3 +274,13 @@ def test_every_problem_is_listed_in_line_order() -> None:
 def test_load_project_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProjectFileError, match="no such file; `skyrun init` writes one"):
         load_project(tmp_path / "skyrun.yaml")
+
+
+def test_load_project_takes_the_folder_too(tmp_path: Path) -> None:
+    (tmp_path / "skyrun.yaml").write_text("name: x\n")
+    assert load_project(tmp_path).name == "x"
+
+
+def test_a_recursive_alias_does_not_hang() -> None:
+    project = parse_project("name: x\ndefinitions: &loop\n  self: *loop\n")
+    assert project.definitions["self"] is project.definitions

@@ -267,12 +267,14 @@ def load_project(path: Path) -> ProjectFile:
     """Read and validate a project file.
 
     Args:
-        path: The `skyrun.yaml` to read.
+        path: The `skyrun.yaml` to read, or the folder that holds it.
 
     Raises:
         ProjectFileError: The file cannot be read, is not valid YAML, or does not match the
             model; the message names the file, the line and the key.
     """
+    if path.is_dir():
+        path = path / PROJECT_FILE_NAME
     shown = _shown_path(path)
     try:
         text = path.read_text(encoding="utf-8")
