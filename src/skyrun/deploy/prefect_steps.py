@@ -114,6 +114,9 @@ class PrefectStepConverter:
             self.note(f"{where}: not a one-key step mapping; kept as written, fix it by hand")
             return step
         ((name, arguments),) = step.items()
+        if not isinstance(arguments, dict | None):
+            self.note(f"{where}: the arguments of {name} are not a mapping; kept as written")
+            return step
         arguments = dict(arguments or {})
         short = str(name).rpartition(".")[2]
         short = RENAMED_STEPS.get(short, short)
