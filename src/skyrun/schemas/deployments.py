@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skyrun.schemas.limits import (
+    MAX_INT32,
     MAX_NAME_LENGTH,
     Description,
     JSONObject,
@@ -20,6 +21,9 @@ from skyrun.schemas.states import StateCreate, UTCTimestamp
 # Columns of 200 and 1000 characters.
 Version = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 FilePath = Annotated[str, Field(max_length=1000)]
+# How many of a deployment's runs may be active (PENDING, RUNNING or CANCELLING)
+# at once; 0 lets none start (held, like a pause that keeps creating runs).
+ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 class DeploymentScheduleCreate(BaseModel):
@@ -57,6 +61,11 @@ class DeploymentCreate(BaseModel):
     pull_steps: list[JSONObject] = Field(default_factory=list, max_length=100)
     schedules: list[DeploymentScheduleCreate] = Field(default_factory=list, max_length=100)
     paused: bool = False
+    concurrency_limit: ConcurrencyLimit | None = Field(
+        default=None,
+        description="At most this many of its runs active at once (None: no limit); runs "
+        "beyond it stay SCHEDULED and are claimed, in order, as others finish.",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -71,6 +80,8 @@ class DeploymentCreate(BaseModel):
 
 
 class DeploymentUpdate(BaseModel):
+    """What to change; a field left out stays as it is (a null concurrency_limit removes it)."""
+
     model_config = ConfigDict(extra="forbid")
     description: Description | None = None
     version: Version | None = None
@@ -79,6 +90,7 @@ class DeploymentUpdate(BaseModel):
     job_variables: JSONObject | None = None
     schedules: list[DeploymentScheduleCreate] | None = Field(default=None, max_length=100)
     paused: bool | None = None
+    concurrency_limit: ConcurrencyLimit | None = None
 
 
 class Deployment(BaseModel):
@@ -101,6 +113,7 @@ class Deployment(BaseModel):
     pull_steps: list[dict[str, Any]]
     schedules: list[DeploymentSchedule]
     paused: bool
+    concurrency_limit: int | None = None
     created: datetime
     updated: datetime
 

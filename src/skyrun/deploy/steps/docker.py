@@ -1,0 +1,345 @@
+"""Image steps: build_docker_image and push_docker_image, with Docker, Podman or Buildah.
+
+The builder is the step's `builder` argument, or else the first that works here: docker
+when an engine answers `docker info`, podman when `podman info` works, buildah when it is
+installed (it needs no daemon). The builder's output is streamed line by line.
+
+The builder runs with this process's environment, unchanged: Buildah's
+`BUILDAH_ISOLATION` and `STORAGE_DRIVER` stay the user's choice. Inside a container (CI,
+this project's machines) Buildah's default isolation cannot start `RUN` steps; skyrun does
+not lower the isolation by itself, it says to set `BUILDAH_ISOLATION=chroot` when a build
+fails that way. (The storage driver is recorded in the storage on first use, so choosing
+one per build would split a user's images across two stores.)
+
+A tag left out is the build's UTC time, `YYYYMMDD-HHMMSS`: later builds sort later, and
+each build gets a tag of its own, so a deployment names exactly the image it was built with.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from skyrun.deploy.steps.errors import StepError
+
+BUILDERS = ("docker", "podman", "buildah")
+INSTALL_HINT = (
+    "install one of docker (with a running engine: `docker info` must work), podman "
+    "(`apt-get install podman`) or buildah (`apt-get install buildah`), or name an "
+    "installed one in the step's `builder:`"
+)
+TAIL_LINES = 20
+TAG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _builder_problem(name: str) -> str | None:
+    """Why `name` cannot build here, or None when it can."""
+    if shutil.which(name) is None:
+        return "is not installed"
+    if name == "buildah":
+        return None
+    try:
+        result = subprocess.run(
+            [name, "info"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"does not answer `{name} info` ({exc})"
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        return f"is installed but `{name} info` fails ({lines[-1].strip()})"
+    return None
+
+
+def choose_builder(builder: str | None) -> str:
+    """The builder to use: `builder` when it works, else the first of docker, podman, buildah.
+
+    Raises:
+        StepError: `builder` is not one of the three or does not work here, or none works.
+    """
+    if builder is not None:
+        if builder not in BUILDERS:
+            raise StepError(f"builder must be one of {', '.join(BUILDERS)}, not {builder!r}")
+        problem = _builder_problem(builder)
+        if problem is not None:
+            raise StepError(
+                f"builder {builder!r} {problem}; {INSTALL_HINT}, or leave `builder` out to "
+                "use the first that works"
+            )
+        return builder
+    problems = []
+    for candidate in BUILDERS:
+        problem = _builder_problem(candidate)
+        if problem is None:
+            return candidate
+        problems.append(f"{candidate} {problem}")
+    raise StepError(f"no image builder works here ({'; '.join(problems)}); {INSTALL_HINT}")
+
+
+def default_tag(now: datetime | None = None) -> str:
+    """The tag of a build that names none: its UTC time, `YYYYMMDD-HHMMSS`."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def image_reference(image_name: str, tag: str | None) -> tuple[str, str]:
+    """`(name, tag)` from `image_name` (which may end in `:tag`) and `tag`.
+
+    Raises:
+        StepError: The name is empty, has a digest, or two different tags are given, or
+            the tag has characters a tag cannot have.
+    """
+    name = image_name.strip()
+    if not name or "@" in name:
+        raise StepError(
+            f"image_name {image_name!r} must be a repository such as "
+            "'registry.example.com/team/app' (optionally ending in ':tag'), without a digest"
+        )
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, embedded = name.rsplit(":", 1)
+        if tag is not None and str(tag) != embedded:
+            raise StepError(
+                f"image_name {image_name!r} has tag {embedded!r} and `tag` is {tag!r}; give one"
+            )
+        tag = embedded
+    tag = default_tag() if tag is None or str(tag) == "" else str(tag)
+    if len(tag) > 128 or tag[0] in ".-" or not set(tag) <= TAG_CHARACTERS:
+        raise StepError(
+            f"tag {tag!r} is not a valid image tag: up to 128 letters, digits, '_', '.' and "
+            "'-', not starting with '.' or '-'"
+        )
+    return name, tag
+
+
+def _command_text(command: list[str]) -> str:
+    return " ".join(command)
+
+
+def _failure_hint(builder: str, output: str) -> str:
+    lowered = output.lower()
+    runtime_failed = any(word in lowered for word in ("cgroup", "creating container", "runtime"))
+    if builder == "buildah" and runtime_failed and not os.environ.get("BUILDAH_ISOLATION"):
+        return (
+            "; Buildah could not start a container for a RUN step: inside a container, "
+            "set BUILDAH_ISOLATION=chroot in the environment of `skyrun deploy`"
+        )
+    if "overlay" in lowered and not os.environ.get("STORAGE_DRIVER"):
+        return "; the overlay storage driver may not work here: try STORAGE_DRIVER=vfs"
+    return ""
+
+
+def run_streaming(
+    command: list[str], what: str, builder: str, stdin_text: str | None = None
+) -> None:
+    """Run `command`, printing its output line by line as it comes.
+
+    Raises:
+        StepError: It cannot start or exits non-zero; the message has its last lines.
+    """
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError as exc:
+        raise StepError(f"cannot run `{_command_text(command)}` to {what}: {exc}") from exc
+    assert process.stdout is not None
+    if stdin_text is not None:
+        assert process.stdin is not None
+        process.stdin.write(stdin_text)
+        process.stdin.close()
+    with process:
+        for line in process.stdout:
+            print(line, end="" if line.endswith("\n") else "\n", flush=True)
+            tail.append(line.rstrip("\n"))
+    if process.returncode != 0:
+        last = "\n".join(tail)
+        raise StepError(
+            f"{builder} could not {what} (`{_command_text(command)}` exited with code "
+            f"{process.returncode}){_failure_hint(builder, last)}; its last lines:\n{last}"
+        )
+
+
+def _dockerfile_path(context: Path, dockerfile: str) -> Path:
+    path = Path(dockerfile).expanduser()
+    path = path if path.is_absolute() else context / path
+    if not path.is_file():
+        raise StepError(
+            f"no Dockerfile at {path}; write one there, name yours in `dockerfile:` "
+            "(relative to `path`), or use `dockerfile: auto` to have skyrun write it"
+        )
+    return path
+
+
+def _string_map(value: Any, argument: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise StepError(f"{argument} must be a mapping of names to values, got {value!r}")
+    return {str(key): str(item) for key, item in value.items()}
+
+
+def build_docker_image(
+    image_name: str,
+    tag: str | None = None,
+    dockerfile: str = "Dockerfile",
+    base_image: str | None = None,
+    platform: str | None = None,
+    build_args: Mapping[str, Any] | None = None,
+    builder: str | None = None,
+    path: str = ".",
+) -> dict[str, Any]:
+    """Build an image of the project in `path`.
+
+    Args:
+        image_name: The repository, e.g. `registry.example.com/team/app` (may end in `:tag`).
+        tag: The tag; default the build's UTC time, `YYYYMMDD-HHMMSS`.
+        dockerfile: A Dockerfile relative to `path`, or `auto`: skyrun writes one that
+            installs this skyrun and `requirements.txt` and copies the project, less what
+            `.skyrunignore` ignores, to `/opt/skyrun/<name>` (see `skyrun.deploy.dockerfile`).
+        base_image: With `auto`, the image to start from (default `python:X.Y-slim` of
+            this Python). With a Dockerfile of your own it is the build argument
+            `BASE_IMAGE`, for a Dockerfile that says `ARG BASE_IMAGE` / `FROM ${BASE_IMAGE}`.
+        platform: The target platform, e.g. `linux/amd64`.
+        build_args: Build arguments (`--build-arg NAME=VALUE`). With `auto`, the package
+            index of this machine's pip (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`,
+            `PIP_TRUSTED_HOST`) is passed too, unless given here.
+        builder: `docker`, `podman` or `buildah`; default the first that works here.
+        path: The project's directory, the build context.
+
+    Returns:
+        {"image_name", "tag", "image"}, `image` being `image_name:tag`.
+
+    Raises:
+        StepError: No builder, no Dockerfile, an invalid `.skyrunignore`, or the build failed.
+    """
+    # Imported here: only `dockerfile: auto` needs it, and it imports pathspec and yaml.
+    from skyrun.deploy import dockerfile as auto
+
+    chosen = choose_builder(builder)
+    name, tag = image_reference(image_name, tag)
+    image = f"{name}:{tag}"
+    project = Path(path).expanduser()
+    if not project.is_dir():
+        raise StepError(f"path {path!r} is not a directory; it must be the project to build")
+    arguments = _string_map(build_args, "build_args")
+    with tempfile.TemporaryDirectory(prefix="skyrun-build-") as scratch:
+        if dockerfile == "auto":
+            context = Path(scratch)
+            dockerfile_path = auto.write_build_context(project, context, base_image)
+            arguments = {**auto.pip_index_build_args(), **arguments}
+        else:
+            context = project
+            dockerfile_path = _dockerfile_path(project, dockerfile)
+            if base_image is not None:
+                arguments.setdefault("BASE_IMAGE", base_image)
+        command = [chosen, "build", "-t", image, "-f", str(dockerfile_path)]
+        if platform:
+            command += ["--platform", platform]
+        for key, value in arguments.items():
+            command += ["--build-arg", f"{key}={value}"]
+        command.append(str(context))
+        run_streaming(command, f"build {image}", chosen)
+    return {"image_name": name, "tag": tag, "image": image}
+
+
+def registry_of(image_name: str, registry_url: str | None = None) -> str:
+    """The registry host an image is pushed to: `registry_url` without scheme or path, else
+    the first part of `image_name` when it is a host (has `.` or `:`, or is `localhost`),
+    else Docker Hub."""
+    if registry_url:
+        host = registry_url.split("://", 1)[-1].split("/", 1)[0]
+        return host
+    first, _, rest = image_name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _credentials(value: Any) -> tuple[str, str, str | None]:
+    if not isinstance(value, Mapping) or not {"username", "password"} <= set(value):
+        raise StepError(
+            "credentials must be a mapping with `username`, `password` and optionally "
+            "`registry_url` (e.g. from `{{ skyrun.blocks.docker-registry-credentials.NAME }}`)"
+        )
+    registry_url = value.get("registry_url")
+    return str(value["username"]), str(value["password"]), registry_url and str(registry_url)
+
+
+def push_docker_image(
+    image_name: str,
+    tag: str | None = None,
+    credentials: Mapping[str, Any] | None = None,
+    tls_verify: bool = True,
+    builder: str | None = None,
+) -> dict[str, Any]:
+    """Push an image built before (by build_docker_image) to its registry.
+
+    Args:
+        image_name: The repository, as given to build_docker_image (may end in `:tag`).
+        tag: The tag; usually `{{ build_image.tag }}` from the build step.
+        credentials: `{username, password, registry_url?}`. Buildah and Podman get them in
+            a private auth file for this push only (a password never appears on a command
+            line); Docker gets `docker login --password-stdin`, which keeps them in the
+            user's Docker configuration as a login by hand would.
+        tls_verify: False to push over plain HTTP or to a registry with a self-signed
+            certificate (`--tls-verify=false`; Docker decides that in its engine's
+            `insecure-registries` instead, so it refuses this unless the registry is local).
+        builder: `docker`, `podman` or `buildah`; default the first that works here.
+
+    Returns:
+        {"image_name", "tag", "image"}.
+
+    Raises:
+        StepError: No builder, bad credentials, or the push failed.
+    """
+    if tag is None and ":" not in image_name.rsplit("/", 1)[-1]:
+        raise StepError(
+            "no tag to push: give `tag` (e.g. '{{ build_image.tag }}' from a build step "
+            "with `id: build_image`) or end image_name with ':tag'"
+        )
+    chosen = choose_builder(builder)
+    name, tag = image_reference(image_name, tag)
+    image = f"{name}:{tag}"
+    with tempfile.TemporaryDirectory(prefix="skyrun-push-") as scratch:
+        command = [chosen, "push"]
+        if credentials is not None:
+            username, password, registry_url = _credentials(credentials)
+            registry = registry_of(name, registry_url)
+            if chosen == "docker":
+                login = [chosen, "login", "--username", username, "--password-stdin", registry]
+                run_streaming(login, f"log in to {registry}", chosen, stdin_text=password)
+            else:
+                token = base64.b64encode(f"{username}:{password}".encode()).decode()
+                authfile = Path(scratch, "auth.json")
+                authfile.write_text(json.dumps({"auths": {registry: {"auth": token}}}))
+                authfile.chmod(0o600)
+                command += ["--authfile", str(authfile)]
+        if not tls_verify:
+            if chosen != "docker":
+                command.append("--tls-verify=false")
+            elif registry_of(name).split(":")[0] not in ("localhost", "127.0.0.1"):
+                raise StepError(
+                    "docker cannot skip TLS verification for one push: add the registry to "
+                    "`insecure-registries` in the engine's daemon.json, or use builder buildah "
+                    "or podman"
+                )
+        command.append(image)
+        if chosen == "buildah":
+            command.append(f"docker://{image}")
+        run_streaming(command, f"push {image}", chosen)
+    return {"image_name": name, "tag": tag, "image": image}

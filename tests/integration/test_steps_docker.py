@@ -1,0 +1,146 @@
+"""build_docker_image and push_docker_image for real: Buildah, a loopback registry, a base
+image made here (tests/images.py). Builds are few: with vfs every layer is a full copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from images import Registry, base_image, image_registry, image_tools, run_in_image
+from skyrun.deploy.steps import StepError, run_steps
+from skyrun.deploy.steps.docker import build_docker_image
+
+__all__ = ["base_image", "image_registry", "image_tools"]  # fixtures, used by name
+
+FLOWS = """\
+from skyrun import flow
+
+
+@flow
+def hello(name: str = "world") -> str:
+    return f"hello {name}"
+"""
+
+
+def tiny_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "skyrun.yaml").write_text("name: tiny proj\n")
+    (root / "flows.py").write_text(FLOWS)
+    (root / "requirements.txt").write_text("six\n")
+    (root / "secret.txt").write_text("do not ship\n")
+    (root / "logs").mkdir()
+    (root / "logs" / "run.log").write_text("noise\n")
+    (root / ".skyrunignore").write_text("# kept out of the image\nsecret.txt\nlogs/\n")
+    return root
+
+
+def test_auto_image_is_built_pushed_and_runs_the_project(
+    tmp_path: Path, base_image: str, image_registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tiny_project(tmp_path / "project")
+    repository = "skyrun-test/tiny"
+    steps = [
+        {
+            "skyrun.deploy.steps.build_docker_image": {
+                "id": "build_image",
+                "image_name": f"{image_registry.host}/{repository}",
+                "dockerfile": "auto",
+                "base_image": base_image,
+                "builder": "buildah",
+                "path": str(project),
+            }
+        },
+        {
+            "skyrun.deploy.steps.push_docker_image": {
+                "image_name": "{{ build_image.image_name }}",
+                "tag": "{{ build_image.tag }}",
+                # The registry asks for none; this proves the auth file Buildah is given works.
+                "credentials": {"username": "ci", "password": "not-needed"},
+                "tls_verify": False,
+            }
+        },
+    ]
+    built, pushed = run_steps(steps, section="build")
+    streamed = capsys.readouterr().out
+    assert "COPY project/ ./" in streamed  # the builder's output came through as it ran
+
+    image = f"{image_registry.host}/{repository}:{built['tag']}"
+    assert built == {
+        "image_name": f"{image_registry.host}/{repository}",
+        "tag": built["tag"],
+        "image": image,
+    }
+    assert pushed == built
+    assert image_registry.tags(repository) == [built["tag"]]
+
+    script = (
+        "pwd; skyrun version; python -c 'import flows, six; print(flows.hello.__name__)'; "
+        "ls -A; ls /tmp"
+    )
+    result = run_in_image(image, "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "/opt/skyrun/tiny-proj"
+    assert lines[1] == "0.1.0"
+    assert lines[2] == "hello"
+    listed = set(lines[3:])
+    assert {"flows.py", "requirements.txt", "skyrun.yaml", ".skyrunignore"} <= listed
+    assert "secret.txt" not in listed and "logs" not in listed
+    assert "skyrun-dist" not in listed  # the wheel was removed after installing
+
+
+def test_failing_build_names_the_step_and_shows_the_builders_last_lines(
+    tmp_path: Path, base_image: str
+) -> None:
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo about to fail && false\n")
+    with pytest.raises(StepError) as raised:
+        run_steps(
+            [
+                {
+                    "build_docker_image": {
+                        "image_name": "localhost/broken",
+                        "tag": "1",
+                        "path": str(project),
+                    }
+                }
+            ],
+            section="build",
+        )
+    message = str(raised.value)
+    assert message.startswith(
+        "build step 1 (build_docker_image): buildah could not build localhost/broken:1"
+    )
+    assert "exited with code" in message
+    assert "about to fail" in message  # the RUN step's own output is among the last lines
+    assert "RUN echo about to fail && false" in message
+
+
+def test_a_missing_dockerfile_says_what_to_do(tmp_path: Path, image_tools: None) -> None:
+    with pytest.raises(
+        StepError, match=r"no Dockerfile at .*Dockerfile; write one there.*dockerfile: auto"
+    ):
+        build_docker_image("localhost/none", tag="1", builder="buildah", path=str(tmp_path))
+
+
+def test_builder_podman_missing_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_tools: None
+) -> None:
+    # A PATH with buildah only, so podman is missing whether or not this machine has it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    buildah_path = shutil.which("buildah")
+    assert buildah_path is not None
+    os.symlink(buildah_path, bin_dir / "buildah")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(StepError) as raised:
+        build_docker_image("localhost/x", tag="1", builder="podman", path=str(tmp_path))
+    message = str(raised.value)
+    assert message.startswith("builder 'podman' is not installed; install one of docker")
+    assert "podman (`apt-get install podman`)" in message
+    assert "buildah (`apt-get install buildah`)" in message
