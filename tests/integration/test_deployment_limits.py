@@ -9,13 +9,18 @@ in test_claims.py.)
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from skyrun.schemas.deployments import DeploymentUpdate
 from skyrun.schemas.states import StateType, utcnow
+from skyrun.server.db import deployments
+from skyrun.server.db.engine import Database
+from skyrun.settings import Settings
 
 DEPLOYMENT = {"flow_name": "etl", "name": "d", "entrypoint": "f.py:etl", "work_pool_name": "pool"}
 
@@ -170,3 +175,25 @@ async def test_a_claim_waiting_on_a_full_deployment_takes_a_run_when_a_slot_free
     await set_state(api, runs[0], StateType.RUNNING)
     await set_state(api, runs[0], StateType.COMPLETED)
     assert await asyncio.wait_for(waiting, 30) == runs[1:]
+
+
+async def test_changing_the_limit_wakes_waiting_claims(
+    api: httpx.AsyncClient, pool: None, api_settings: Settings
+) -> None:
+    """A raised limit may make runs claimable: its commit wakes this process's waiting
+    claims (and NOTIFYs the other replicas on PostgreSQL); other changes need not."""
+    deployment_id = uuid.UUID((await deploy(api, concurrency_limit=0))["id"])
+    database = Database(api_settings.resolved_database_url)
+    try:
+
+        async def update_woke(change: DeploymentUpdate) -> bool:
+            ticket = database.notifier.ticket()
+            async with database.session() as session, session.begin():
+                await deployments.update_deployment(session, deployment_id, change)
+            return ticket.is_set()
+
+        assert await update_woke(DeploymentUpdate(concurrency_limit=1))
+        assert await update_woke(DeploymentUpdate.model_validate({"concurrency_limit": None}))
+        assert not await update_woke(DeploymentUpdate(description="nightly load"))
+    finally:
+        await database.dispose()

@@ -164,7 +164,7 @@ def inspect(reference: DeploymentArgument, output: OutputOption = OutputFormat.t
 
 def _describe_limit(limit: int | None) -> str:
     if limit is None:
-        return "(none)"
+        return "none"
     if limit == 0:
         return "0 (no run may start)"
     return f"{limit} active runs at once"

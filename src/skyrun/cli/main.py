@@ -32,7 +32,7 @@ GROUPS = {
 }
 # Top-level commands by name -> "module:function", imported the same way.
 COMMANDS = {
-    # "init" arrives with skyrun.cli.init
+    "init": "skyrun.cli.init:init_command",
     "deploy": "skyrun.cli.deploy:deploy_command",
 }
 

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skyrun.schemas.limits import (
-    MAX_INT32,
     MAX_NAME_LENGTH,
     Description,
     JSONObject,
@@ -17,13 +16,11 @@ from skyrun.schemas.limits import (
     Tags,
 )
 from skyrun.schemas.states import StateCreate, UTCTimestamp
+from skyrun.schemas.work_pools import Limit
 
 # Columns of 200 and 1000 characters.
 Version = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 FilePath = Annotated[str, Field(max_length=1000)]
-# How many of a deployment's runs may be active (PENDING, RUNNING or CANCELLING)
-# at once; 0 lets none start (held, like a pause that keeps creating runs).
-ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 class DeploymentScheduleCreate(BaseModel):
@@ -61,10 +58,11 @@ class DeploymentCreate(BaseModel):
     pull_steps: list[JSONObject] = Field(default_factory=list, max_length=100)
     schedules: list[DeploymentScheduleCreate] = Field(default_factory=list, max_length=100)
     paused: bool = False
-    concurrency_limit: ConcurrencyLimit | None = Field(
+    concurrency_limit: Limit | None = Field(
         default=None,
-        description="At most this many of its runs active at once (None: no limit); runs "
-        "beyond it stay SCHEDULED and are claimed, in order, as others finish.",
+        description="At most this many of its runs active (PENDING, RUNNING or CANCELLING) "
+        "at once; null: no limit; 0: none may start. Runs beyond it stay SCHEDULED and are "
+        "claimed, earliest first, as others finish. Needs a work_pool_name.",
     )
 
     @field_validator("entrypoint")
@@ -90,7 +88,7 @@ class DeploymentUpdate(BaseModel):
     job_variables: JSONObject | None = None
     schedules: list[DeploymentScheduleCreate] | None = Field(default=None, max_length=100)
     paused: bool | None = None
-    concurrency_limit: ConcurrencyLimit | None = None
+    concurrency_limit: Limit | None = None
 
 
 class Deployment(BaseModel):
