@@ -16,8 +16,7 @@ import pytest
 from processes import clean_env
 from skyrun.deploy.project import load_project
 
-# The command alone, with skyrun's error reporting; `skyrun init` once main.py registers it.
-INIT = [sys.executable, "-m", "skyrun.cli.init"]
+INIT = [str(Path(sys.executable).parent / "skyrun"), "init"]
 GUIDE = Path(__file__).parents[1] / "data" / "prefect-guide.yaml"
 
 
