@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from processes import clean_env
 from skyrun.deploy.project import load_project
 
-# The command alone, with skyrun's error reporting; `skyrun init` once main.py registers it.
-INIT = [sys.executable, "-m", "skyrun.cli.init"]
+INIT = [str(Path(sys.executable).parent / "skyrun"), "init"]
 GUIDE = Path(__file__).parents[1] / "data" / "prefect-guide.yaml"
 
 
@@ -37,6 +37,7 @@ def init(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        env=clean_env(directory.parent / "home"),
     )
 
 
@@ -201,7 +202,14 @@ def _read_to_end(fd: int, seen: bytearray) -> None:
 
 def test_in_a_terminal_it_asks_for_the_recipe_and_its_fields(project: Path) -> None:
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(INIT, cwd=project, stdin=terminal, stdout=terminal, stderr=terminal)
+    process = subprocess.Popen(
+        INIT,
+        cwd=project,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=clean_env(project.parent / "home"),
+    )
     os.close(terminal)
     seen = bytearray()
     try:

@@ -219,6 +219,18 @@ def test_steps_references_and_keys_are_mapped_or_listed() -> None:
     assert "&" not in conversion.text and "*" not in conversion.text.replace("* * *", "")
 
 
+def test_steps_of_the_wrong_shape_are_kept_and_listed() -> None:
+    text = "name: x\npull:\n- prefect.deployments.steps.set_working_directory: /app\n- [a]\n"
+    conversion = convert_prefect_yaml(text, "x")
+    assert conversion.notes[:2] == [
+        "pull[0]: the arguments of prefect.deployments.steps.set_working_directory are not a "
+        "mapping; kept as written",
+        "pull[1]: not a one-key step mapping; kept as written, fix it by hand",
+    ]
+    assert conversion.notes[-1].startswith("the converted file does not load yet")
+    assert "skyrun.yaml:12: pull[0]: step prefect.deployments" in conversion.notes[-1]
+
+
 def test_a_result_that_does_not_load_says_what_to_fix() -> None:
     conversion = convert_prefect_yaml("name: x\ndeployments:\n- name: a\n", "x")
     assert conversion.notes[-1].startswith(
@@ -233,6 +245,7 @@ def test_a_result_that_does_not_load_says_what_to_fix() -> None:
         ("name: x\n  bad: [\n", "prefect.yaml:2: invalid YAML"),
         ("- a\n", "prefect.yaml: not a Prefect project file (not a mapping)"),
         ("", "prefect.yaml: not a Prefect project file"),
+        ("name: x\ndefinitions: &a {b: *a}\n", "prefect.yaml: an anchor contains itself"),
     ],
 )
 def test_what_is_not_a_project_file_is_refused(text: str, expected: str) -> None:

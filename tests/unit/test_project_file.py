@@ -274,3 +274,26 @@ def test_every_problem_is_listed_in_line_order() -> None:
 def test_load_project_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProjectFileError, match="no such file; `skyrun init` writes one"):
         load_project(tmp_path / "skyrun.yaml")
+
+
+def test_load_project_takes_the_folder_too(tmp_path: Path) -> None:
+    (tmp_path / "skyrun.yaml").write_text("name: x\n")
+    assert load_project(tmp_path).name == "x"
+
+
+def test_a_recursive_alias_does_not_hang() -> None:
+    project = parse_project("name: x\ndefinitions: &loop\n  self: *loop\n")
+    assert project.definitions["self"] is project.definitions
+
+
+def test_keys_written_empty_mean_none() -> None:
+    project = parse_project(
+        "name: x\nbuild:\npush: null\ndeployments:\n- name: a\n  entrypoint: f.py:g\n"
+        "  tags:\n  parameters:\n  schedules:\n  pull:\n  work_pool: {name: p, job_variables:}\n"
+    )
+    (deployment,) = project.deployments
+    assert (project.build, project.push, project.pull) == ([], [], [])
+    assert (deployment.tags, deployment.parameters, deployment.schedules) == ([], {}, [])
+    # A deployment's own section left empty inherits, as if it were not written.
+    assert deployment.pull is None
+    assert deployment.work_pool is not None and deployment.work_pool.job_variables == {}

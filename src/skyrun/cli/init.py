@@ -125,13 +125,3 @@ def init_command(
     except (InitError, RecipeError, PrefectConversionError) as exc:
         raise CLIError(str(exc)) from None
     typer.echo(_next_step(directory))
-
-
-if __name__ == "__main__":
-    # `python -m skyrun.cli.init`: the command alone, with `skyrun`'s error reporting.
-    from skyrun.cli.main import exit_with_error
-
-    try:
-        typer.run(init_command)
-    except CLIError as exc:
-        exit_with_error(str(exc))

@@ -103,6 +103,15 @@ Steps = list[Step]
 Version = Annotated[str, BeforeValidator(_number_as_text)]
 
 
+def _empty_list(value: Any) -> Any:
+    # `build:` with nothing after it is None to YAML; it means no steps.
+    return [] if value is None else value
+
+
+def _empty_mapping(value: Any) -> Any:
+    return {} if value is None else value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -113,6 +122,8 @@ class WorkPoolSpec(_Strict):
     name: str = Field(min_length=1)
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = Field(default_factory=dict)
+
+    _none_is_empty = field_validator("job_variables", mode="before")(_empty_mapping)
 
 
 class ScheduleSpec(_Strict):
@@ -167,6 +178,9 @@ class DeploymentSpec(_Strict):
     push: Steps | None = None
     pull: Steps | None = None
 
+    _none_is_empty = field_validator("tags", "schedules", mode="before")(_empty_list)
+    _none_is_no_parameters = field_validator("parameters", mode="before")(_empty_mapping)
+
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint(cls, value: str) -> str:
@@ -190,6 +204,10 @@ class ProjectFile(_Strict):
     deployments: list[DeploymentSpec] = Field(default_factory=list)
     definitions: Any = None
     _source: str = PrivateAttr(default=PROJECT_FILE_NAME)
+
+    _none_is_empty = field_validator("build", "push", "pull", "deployments", mode="before")(
+        _empty_list
+    )
 
     @field_validator("deployments")
     @classmethod
@@ -267,12 +285,14 @@ def load_project(path: Path) -> ProjectFile:
     """Read and validate a project file.
 
     Args:
-        path: The `skyrun.yaml` to read.
+        path: The `skyrun.yaml` to read, or the folder that holds it.
 
     Raises:
         ProjectFileError: The file cannot be read, is not valid YAML, or does not match the
             model; the message names the file, the line and the key.
     """
+    if path.is_dir():
+        path = path / PROJECT_FILE_NAME
     shown = _shown_path(path)
     try:
         text = path.read_text(encoding="utf-8")
