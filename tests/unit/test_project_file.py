@@ -200,10 +200,10 @@ def _error(text: str) -> str:
             id="pool-as-text",
         ),
         pytest.param(
-            "name: x\ndeployments:\n- name: a\n  entrypoint: f.py:g\n  concurrency_limit: 0\n",
+            "name: x\ndeployments:\n- name: a\n  entrypoint: f.py:g\n  concurrency_limit: -1\n",
             "skyrun.yaml:5: deployments[0].concurrency_limit: Input should be greater than "
-            "or equal to 1, got 0",
-            id="zero-concurrency",
+            "or equal to 0, got -1",
+            id="negative-concurrency",
         ),
         pytest.param(
             "name: x\ndeployments:\n- name: a\n  entrypoint: f.py:g\n- name: b\n"

@@ -39,6 +39,7 @@ from skyrun.deploy.project_errors import ProjectFileError, validation_problems
 from skyrun.deploy.yaml_lines import YAMLProblem, load_with_lines
 from skyrun.schedules import accept_schedule
 from skyrun.schemas.deployments import DeploymentScheduleCreate
+from skyrun.schemas.work_pools import Limit
 
 __all__ = [
     "PROJECT_FILE_NAME",
@@ -172,7 +173,8 @@ class DeploymentSpec(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     work_pool: WorkPoolSpec | None = None
-    concurrency_limit: int | None = Field(default=None, ge=1)
+    # As the API takes it: 0 holds every run, None is no limit.
+    concurrency_limit: Limit | None = None
     paused: bool = False
     build: Steps | None = None
     push: Steps | None = None

@@ -283,6 +283,11 @@ def _create(
 ) -> DeploymentCreate:
     spec, flow = planned.spec, planned.flow
     where = f"deployment {spec.name!r}"
+    if spec.concurrency_limit is not None and planned.pool is None:
+        raise DeployError(
+            f"{where}: concurrency_limit needs a work pool (its workers enforce it); set "
+            "work_pool.name or pass --pool"
+        )
     schema = parameter_schema(flow)
     parameters = dict(
         _render(dict(spec.parameters or {}), f"{where}: parameters", references, outputs)
@@ -321,23 +326,13 @@ def _create(
             pull_steps=pull,
             schedules=schedules,
             paused=bool(spec.paused),
-            **_optional_fields(spec),
+            concurrency_limit=spec.concurrency_limit,
         )
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise DeployError(f"{where}: {problems}") from exc
-
-
-def _optional_fields(spec: DeploymentSpec) -> dict[str, Any]:
-    # The deployment concurrency limit exists once the server knows it (DeploymentCreate).
-    limit = getattr(spec, "concurrency_limit", None)
-    if limit is not None and "concurrency_limit" in DeploymentCreate.model_fields:
-        return {"concurrency_limit": limit}
-    if limit is not None:
-        raise DeployError(f"deployment {spec.name!r}: concurrency_limit is not supported yet")
-    return {}
 
 
 def _run_sequence(
