@@ -154,7 +154,7 @@ BROKEN_PROJECTS: list[tuple[str, str, str]] = [
         "missing builder",
         "name: p\nbuild:\n- skyrun.deploy.steps.build_docker_image:\n    id: build_image\n"
         "    image_name: example/weather\n    tag: '1'\n    dockerfile: auto\n" + "DEPLOYMENTS",
-        "build step 1 (skyrun.deploy.steps.build_docker_image)",
+        "build step 1 (skyrun.deploy.steps.build_docker_image): no image builder works here",
     ),
     (
         "unresolved placeholder",
