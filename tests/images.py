@@ -14,9 +14,11 @@ The root filesystem tarball is cached (keyed by what goes in it, refreshed weekl
 $SKYRUN_TEST_CACHE, else $XDG_CACHE_HOME/skyrun-test, else ~/.cache/skyrun-test; the
 image stays in Buildah's storage, so a rerun costs nothing. A first run takes ~45 s.
 
-Buildah runs with STORAGE_DRIVER=vfs and BUILDAH_ISOLATION=chroot (set for the session
-when unset), which work inside a container. Without the tools the tests are skipped
-locally and fail when CI is set.
+Buildah runs with BUILDAH_ISOLATION=chroot (set for the session when unset): its default
+isolation cannot start RUN steps inside a container. Buildah 1.28 (Debian 12) ignores
+STORAGE_DRIVER; its storage keeps the driver it was first made with (overlay, on these
+machines, which works). Without the tools the tests are skipped locally and fail when
+CI is set.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ MMDEBSTRAP_ARGS = (
     "bookworm",
 )
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-IMAGE_ENV_DEFAULTS = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+IMAGE_ENV_DEFAULTS = {"BUILDAH_ISOLATION": "chroot"}
 TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap", "docker-registry": "docker-registry"}
 
 

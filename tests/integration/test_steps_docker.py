@@ -1,5 +1,5 @@
 """build_docker_image and push_docker_image for real: Buildah, a loopback registry, a base
-image made here (tests/images.py). Builds are few: with vfs every layer is a full copy."""
+image made here (tests/images.py). Real builds are few: each costs a pip install of skyrun."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from images import Registry, base_image, image_registry, image_tools, run_in_image
+from images import Registry, base_image, buildah, image_registry, image_tools, run_in_image
+from skyrun.deploy.builders import choose_builder
 from skyrun.deploy.steps import StepError, run_steps
 from skyrun.deploy.steps.docker import build_docker_image
 
@@ -80,7 +81,10 @@ def test_auto_image_is_built_pushed_and_runs_the_project(
         "pwd; skyrun version; python -c 'import flows, six; print(flows.hello.__name__)'; "
         "ls -A; ls /tmp"
     )
-    result = run_in_image(image, "sh", "-c", script)
+    try:
+        result = run_in_image(image, "sh", "-c", script)
+    finally:
+        buildah("rmi", "--force", image, check=False)  # each test image is ~300 MB on disk
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "/opt/skyrun/tiny-proj"
@@ -131,12 +135,7 @@ def test_builder_podman_missing_is_one_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_tools: None
 ) -> None:
     # A PATH with buildah only, so podman is missing whether or not this machine has it.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    buildah_path = shutil.which("buildah")
-    assert buildah_path is not None
-    os.symlink(buildah_path, bin_dir / "buildah")
-    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("PATH", path_with(tmp_path, "buildah"))
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     with pytest.raises(StepError) as raised:
         build_docker_image("localhost/x", tag="1", builder="podman", path=str(tmp_path))
@@ -144,3 +143,38 @@ def test_builder_podman_missing_is_one_clear_error(
     assert message.startswith("builder 'podman' is not installed; install one of docker")
     assert "podman (`apt-get install podman`)" in message
     assert "buildah (`apt-get install buildah`)" in message
+
+
+def path_with(tmp_path: Path, *commands: str) -> str:
+    """A PATH directory holding links to these commands only (those installed here)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for command in commands:
+        found = shutil.which(command)
+        if found is not None:
+            os.symlink(found, bin_dir / command)
+    return str(bin_dir)
+
+
+def test_default_builder_skips_a_docker_without_an_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_tools: None
+) -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI here to show it being passed over")
+    monkeypatch.setenv("PATH", path_with(tmp_path, "docker", "buildah"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    assert choose_builder(None) == "buildah"
+    with pytest.raises(StepError, match=r"builder 'docker' is installed but `docker info` fails"):
+        choose_builder("docker")
+
+
+def test_no_builder_at_all_names_the_three(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", path_with(tmp_path))
+    with pytest.raises(StepError) as raised:
+        choose_builder(None)
+    assert str(raised.value) == (
+        "no image builder works here (docker is not installed; podman is not installed; "
+        "buildah is not installed); install one of docker (with a running engine: `docker "
+        "info` must work), podman (`apt-get install podman`) or buildah (`apt-get install "
+        "buildah`), or name an installed one in the step's `builder:`"
+    )
