@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,30 +176,43 @@ def base_image(image_tools: None) -> str:
 
 @dataclass
 class Registry:
-    """A docker-registry serving plain HTTP on loopback."""
+    """A docker-registry serving plain HTTP on loopback (asking for a login when `username`)."""
 
     host: str  # "127.0.0.1:PORT", the first part of image names pushed to it
+    username: str | None = None
+    password: str | None = None
 
     def tags(self, repository: str) -> list[str]:
         """The tags of `repository` (`[]` when it has none)."""
-        response = httpx.get(f"http://{self.host}/v2/{repository}/tags/list", timeout=10)
+        auth = (self.username, self.password or "") if self.username else None
+        response = httpx.get(f"http://{self.host}/v2/{repository}/tags/list", auth=auth, timeout=10)
         if response.status_code == 404:
             return []
         response.raise_for_status()
         return sorted(response.json().get("tags") or [])
 
 
-@pytest.fixture(scope="session")
-def image_registry(
-    image_tools: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Registry]:
-    """A real registry for the session; push to `f"{registry.host}/name:tag"` with TLS off."""
-    root = tmp_path_factory.mktemp("registry")
+def _bcrypt(password: str) -> str:
+    # docker-registry reads bcrypt htpasswd files only; glibc's crypt makes bcrypt hashes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import crypt  # the standard library's until Python 3.13
+        except ImportError:
+            pytest.skip("a registry with a login needs the crypt module (Python < 3.13)")
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+def _serve_registry(root: Path, username: str | None, password: str | None) -> Iterator[Registry]:
     port = free_port()
+    auth = ""
+    if username and password:
+        (root / "htpasswd").write_text(f"{username}:{_bcrypt(password)}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: skyrun-test\n    path: {root / 'htpasswd'}\n"
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}"
     )
     log = open(root / "registry.log", "w")  # noqa: SIM115 (closed after the process stops)
     process = subprocess.Popen(
@@ -209,13 +223,32 @@ def image_registry(
         if process.poll() is not None:
             pytest.fail(f"docker-registry exited: {(root / 'registry.log').read_text()}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200 or None
+            # 401 is an answer too: that registry asks for a login.
+            status = httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code
         except httpx.HTTPError:
             return None
+        return status in (200, 401) or None
 
     wait_for(answers, timeout=30, what="docker-registry to answer")
     try:
-        yield Registry(host=f"127.0.0.1:{port}")
+        yield Registry(host=f"127.0.0.1:{port}", username=username, password=password)
     finally:
         stop(process)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def image_registry(
+    image_tools: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A real registry for the session; push to `f"{registry.host}/name:tag"` with TLS off."""
+    yield from _serve_registry(tmp_path_factory.mktemp("registry"), None, None)
+
+
+@pytest.fixture(scope="session")
+def image_registry_with_login(
+    image_tools: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry that refuses pushes without its `username` and `password` (TLS off)."""
+    root = tmp_path_factory.mktemp("registry-login")
+    yield from _serve_registry(root, "skyrun-ci", "s3cret-pass")

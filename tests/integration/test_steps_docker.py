@@ -9,12 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from images import Registry, base_image, buildah, image_registry, image_tools, run_in_image
+from images import (
+    Registry,
+    base_image,
+    buildah,
+    image_registry,
+    image_registry_with_login,
+    image_tools,
+    run_in_image,
+)
 from skyrun.deploy.builders import choose_builder
 from skyrun.deploy.steps import StepError, run_steps
-from skyrun.deploy.steps.docker import build_docker_image
+from skyrun.deploy.steps.docker import build_docker_image, push_docker_image
 
-__all__ = ["base_image", "image_registry", "image_tools"]  # fixtures, used by name
+__all__ = [
+    "base_image",
+    "image_registry",
+    "image_registry_with_login",
+    "image_tools",
+]  # fixtures, used by name
 
 FLOWS = """\
 from skyrun import flow
@@ -94,6 +107,34 @@ def test_auto_image_is_built_pushed_and_runs_the_project(
     assert {"flows.py", "requirements.txt", "skyrun.yaml", ".skyrunignore"} <= listed
     assert "secret.txt" not in listed and "logs" not in listed
     assert "skyrun-dist" not in listed  # the wheel was removed after installing
+
+
+def test_push_logs_in_with_credentials_and_fails_clearly_without(
+    base_image: str, image_registry_with_login: Registry
+) -> None:
+    registry = image_registry_with_login
+    image = f"{registry.host}/skyrun-test/login:1"
+    buildah("tag", base_image, image)  # any local image will do: this is about the push
+    try:
+        with pytest.raises(StepError) as raised:
+            push_docker_image(image, tls_verify=False, builder="buildah")
+        message = str(raised.value)
+        assert message.startswith(f"buildah could not push {image} (`buildah push")
+        assert "authentication required" in message.lower()
+        assert registry.tags("skyrun-test/login") == []
+
+        credentials = {
+            "username": registry.username,
+            "password": registry.password,
+            "registry_url": f"http://{registry.host}/",
+        }
+        pushed = push_docker_image(
+            image, credentials=credentials, tls_verify="false", builder="buildah"
+        )
+        assert pushed["image"] == image
+        assert registry.tags("skyrun-test/login") == ["1"]
+    finally:
+        buildah("rmi", image, check=False)
 
 
 def test_failing_build_names_the_step_and_shows_the_builders_last_lines(
@@ -178,3 +219,17 @@ def test_no_builder_at_all_names_the_three(tmp_path: Path, monkeypatch: pytest.M
         "info` must work), podman (`apt-get install podman`) or buildah (`apt-get install "
         "buildah`), or name an installed one in the step's `builder:`"
     )
+
+
+def test_buildah_default_isolation_failing_in_a_container_says_how_to_fix_it(
+    tmp_path: Path, base_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BUILDAH_ISOLATION")
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nRUN true\n")
+    try:
+        build_docker_image("localhost/isolation", tag="1", builder="buildah", path=str(tmp_path))
+    except StepError as exc:
+        assert "set BUILDAH_ISOLATION=chroot in the environment of `skyrun deploy`" in str(exc)
+    else:
+        buildah("rmi", "localhost/isolation:1", check=False)
+        pytest.skip("Buildah's default isolation works on this machine")
