@@ -76,12 +76,29 @@ def buildah(
 
 
 def run_in_image(
-    image: str, *command: str, workdir: str | None = None
+    image: str,
+    *command: str,
+    pull: bool = True,
+    env: dict[str, str] | None = None,
+    workdir: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Pull `image` (plain HTTP allowed) into a working container, run `command`, remove it."""
-    container = buildah("from", "--tls-verify=false", "--pull-always", image).stdout.strip()
+    """Run `command` in a working container of `image`, then remove the container.
+
+    Args:
+        image: The image; with `pull`, fetched from its registry first (plain HTTP
+            allowed), so what runs is what was pushed, not the local copy.
+        command: The command and its arguments.
+        pull: False to use the image in local storage as it is.
+        env: Variables for the command (e.g. SKYRUN_API_URL); the host's network is shared,
+            so a server on 127.0.0.1 is reachable.
+        workdir: The working directory; default the image's WORKDIR.
+    """
+    pulling = ["--tls-verify=false", "--pull-always"] if pull else ["--pull-never"]
+    container = buildah("from", *pulling, image).stdout.strip()
     try:
         options = ["--workingdir", workdir] if workdir else []
+        for name, value in (env or {}).items():
+            options += ["--env", f"{name}={value}"]
         return buildah("run", *options, container, "--", *command, check=False)
     finally:
         buildah("rm", container, check=False)
@@ -124,7 +141,9 @@ def _rootfs(directory: Path, key: str) -> Path:
     tarball = directory / f"rootfs-{key}.tar"
     if tarball.is_file():
         return tarball
-    partial = directory / f"rootfs-{key}.tar.partial"
+    # mmdebstrap picks its output's format by the name's ending: this one must end in .tar.
+    partial = directory / f"partial-{key}.tar"
+    partial.unlink(missing_ok=True)
     result = subprocess.run(
         ["mmdebstrap", *MMDEBSTRAP_ARGS, str(partial)],
         capture_output=True,

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from skyrun.deploy import dockerfile as auto
 from skyrun.deploy.builders import choose_builder, run_streaming
 from skyrun.deploy.steps.errors import StepError
 
@@ -106,7 +107,9 @@ def build_docker_image(
             index of this machine's pip (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`,
             `PIP_TRUSTED_HOST`) is passed too, unless given here.
         builder: `docker`, `podman` or `buildah`; default the first that works here.
-        path: The project's directory, the build context.
+        path: The project's directory. With a Dockerfile of your own it is the build
+            context as it is (the builder applies `.dockerignore` / `.containerignore`);
+            with `auto` the context is a copy of its kept files.
 
     Returns:
         {"image_name", "tag", "image"}, `image` being `image_name:tag`.
@@ -114,9 +117,6 @@ def build_docker_image(
     Raises:
         StepError: No builder, no Dockerfile, an invalid `.skyrunignore`, or the build failed.
     """
-    # Imported here: only `dockerfile: auto` needs it, and it imports pathspec and yaml.
-    from skyrun.deploy import dockerfile as auto
-
     name, tag = image_reference(image_name, tag)
     image = f"{name}:{tag}"
     project = Path(path).expanduser()
