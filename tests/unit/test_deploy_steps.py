@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from skyrun.deploy.steps import STEP_MODULES, StepError, run_steps
+from skyrun.deploy.steps.gcs import _local_path
+from skyrun.deploy.steps.shell import run_shell_script
 from skyrun.templating import References
 
 
@@ -175,3 +180,153 @@ def test_variables_and_blocks_resolve_from_references(tmp_path: Path) -> None:
         references=references,
     )
     assert Path(os.getcwd()) == tmp_path.resolve()
+
+
+WAIT_FOR_FLAG = """\
+import pathlib, sys, time
+print("first", flush=True)
+flag = pathlib.Path(sys.argv[1])
+deadline = time.monotonic() + 30
+while not flag.exists():
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.02)
+print("second")
+"""
+
+
+class FlagOnFirstLine(io.StringIO):
+    """A stdout that creates `flag` when the child's first line reaches it."""
+
+    def __init__(self, flag: Path) -> None:
+        super().__init__()
+        self.flag = flag
+
+    def write(self, text: str) -> int:
+        if "first" in text:
+            self.flag.touch()
+        return super().write(text)
+
+
+def test_run_shell_script_streams_each_line_while_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child waits for the flag that only its first line, printed, creates: output
+    # shown only once the command ended would leave it waiting until it gives up.
+    child = tmp_path / "child.py"
+    child.write_text(WAIT_FOR_FLAG)
+    flag = tmp_path / "flag"
+    stdout = FlagOnFirstLine(flag)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    outputs = run_shell_script(f"{sys.executable} {child} {flag}")
+    assert stdout.getvalue() == "first\nsecond\n"
+    assert outputs == {"stdout": "first\nsecond", "stderr": ""}
+
+
+def test_stream_output_false_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    outputs = run_shell_script("echo quiet", stream_output=False)
+    assert outputs["stdout"] == "quiet"
+    assert capfd.readouterr() == ("", "")
+
+
+def test_stderr_streams_to_stderr_and_is_captured(capsys: pytest.CaptureFixture[str]) -> None:
+    code = "import sys; print('out'); print('warn', file=sys.stderr)"
+    outputs = run_shell_script(f"{sys.executable} -c {shlex.quote(code)}")
+    assert outputs == {"stdout": "out", "stderr": "warn"}
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("out\n", "warn\n")
+
+
+def test_outputs_are_the_last_commands(tmp_path: Path) -> None:
+    outputs = run_shell_script("echo one\n\necho '  two  '", stream_output=False)
+    assert outputs == {"stdout": "two", "stderr": ""}
+
+
+def test_the_first_failure_stops_the_script_and_names_line_code_and_stderr(
+    tmp_path: Path,
+) -> None:
+    never = tmp_path / "never"
+    code = "import sys; print('first', file=sys.stderr); print('disk full', file=sys.stderr); sys.exit(4)"
+    script = f"echo ok\n{sys.executable} -c {shlex.quote(code)}\ntouch {never}"
+    with pytest.raises(StepError) as info:
+        run_shell_script(script, stream_output=False)
+    assert str(info.value).startswith("script line 2: ")
+    assert str(info.value).endswith("exited with code 4: disk full")
+    assert not never.exists()
+
+
+def test_a_failure_without_stderr_names_the_last_stdout_line() -> None:
+    with pytest.raises(StepError, match=r"exited with code 1: nothing to do$"):
+        run_shell_script("sh -c 'echo nothing to do; exit 1'", stream_output=False)
+
+
+def test_directory_is_where_commands_run(tmp_path: Path) -> None:
+    outputs = run_shell_script("pwd", directory=str(tmp_path), stream_output=False)
+    assert outputs["stdout"] == str(tmp_path)
+    with pytest.raises(StepError, match=r"directory '/no/such/place' does not exist"):
+        run_shell_script("pwd", directory="/no/such/place")
+
+
+def test_expand_env_vars_reads_env_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKYRUN_TEST_OUTER", "outer")
+    outputs = run_shell_script(
+        "echo $SKYRUN_TEST_OUTER-${INNER} $$HOME",
+        env={"INNER": "inner"},
+        expand_env_vars=True,
+        stream_output=False,
+    )
+    assert outputs["stdout"] == "outer-inner $HOME"
+
+
+def test_without_expand_env_vars_the_script_is_literal() -> None:
+    outputs = run_shell_script("echo $HOME", stream_output=False)
+    assert outputs["stdout"] == "$HOME"
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        (
+            "echo ok\necho $SKYRUN_TEST_SURELY_UNSET",
+            "script line 2: 'echo $SKYRUN_TEST_SURELY_UNSET': environment variable 'SKYRUN_TEST_SURELY_UNSET' is not set",
+        ),
+        ("echo ${not a name}", "'${not a name}' is not a variable reference"),
+    ],
+)
+def test_expand_env_vars_errors_name_the_variable(script: str, fragment: str) -> None:
+    with pytest.raises(StepError) as info:
+        run_shell_script(script, expand_env_vars=True, stream_output=False)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        ("echo 'unclosed", 'script line 1: "echo \'unclosed": cannot be split into words'),
+        ("skyrun-no-such-command --x", "command 'skyrun-no-such-command' not found"),
+        ("ls | wc -l", "exited with code"),
+    ],
+)
+def test_lines_that_cannot_run_are_explained(script: str, fragment: str) -> None:
+    with pytest.raises(StepError) as info:
+        run_shell_script(script, stream_output=False)
+    assert fragment in str(info.value)
+
+
+def test_a_shell_failure_through_the_runner_names_the_step() -> None:
+    with pytest.raises(StepError) as info:
+        run_steps([{"run_shell_script": {"script": "true\nfalse", "stream_output": False}}])
+    assert (
+        str(info.value)
+        == "pull step 1 (run_shell_script): script line 2: 'false' exited with code 1"
+    )
+
+
+@pytest.mark.parametrize("relative", ["../escaped.py", "a/../../escaped.py", "/etc/passwd", ""])
+def test_an_object_name_leaving_the_pull_directory_is_refused(
+    tmp_path: Path, relative: str
+) -> None:
+    # The emulator cannot store such names, so this is checked on the path logic alone.
+    with pytest.raises(StepError, match=r"would be written outside"):
+        _local_path(tmp_path, relative, "app/" + relative)
+    assert _local_path(tmp_path, "a/b.py", "app/a/b.py") == tmp_path / "a" / "b.py"
