@@ -14,9 +14,11 @@ The root filesystem tarball is cached (keyed by what goes in it, refreshed weekl
 $SKYRUN_TEST_CACHE, else $XDG_CACHE_HOME/skyrun-test, else ~/.cache/skyrun-test; the
 image stays in Buildah's storage, so a rerun costs nothing. A first run takes ~45 s.
 
-Buildah runs with STORAGE_DRIVER=vfs and BUILDAH_ISOLATION=chroot (set for the session
-when unset), which work inside a container. Without the tools the tests are skipped
-locally and fail when CI is set.
+Buildah runs with BUILDAH_ISOLATION=chroot (set for the session when unset): its default
+isolation cannot start RUN steps inside a container. Buildah 1.28 (Debian 12) ignores
+STORAGE_DRIVER; its storage keeps the driver it was first made with (overlay, on these
+machines, which works). Without the tools the tests are skipped locally and fail when
+CI is set.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +55,7 @@ MMDEBSTRAP_ARGS = (
     "bookworm",
 )
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-IMAGE_ENV_DEFAULTS = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+IMAGE_ENV_DEFAULTS = {"BUILDAH_ISOLATION": "chroot"}
 TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap", "docker-registry": "docker-registry"}
 
 
@@ -73,12 +76,29 @@ def buildah(
 
 
 def run_in_image(
-    image: str, *command: str, workdir: str | None = None
+    image: str,
+    *command: str,
+    pull: bool = True,
+    env: dict[str, str] | None = None,
+    workdir: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Pull `image` (plain HTTP allowed) into a working container, run `command`, remove it."""
-    container = buildah("from", "--tls-verify=false", "--pull-always", image).stdout.strip()
+    """Run `command` in a working container of `image`, then remove the container.
+
+    Args:
+        image: The image; with `pull`, fetched from its registry first (plain HTTP
+            allowed), so what runs is what was pushed, not the local copy.
+        command: The command and its arguments.
+        pull: False to use the image in local storage as it is.
+        env: Variables for the command (e.g. SKYRUN_API_URL); the host's network is shared,
+            so a server on 127.0.0.1 is reachable.
+        workdir: The working directory; default the image's WORKDIR.
+    """
+    pulling = ["--tls-verify=false", "--pull-always"] if pull else ["--pull-never"]
+    container = buildah("from", *pulling, image).stdout.strip()
     try:
         options = ["--workingdir", workdir] if workdir else []
+        for name, value in (env or {}).items():
+            options += ["--env", f"{name}={value}"]
         return buildah("run", *options, container, "--", *command, check=False)
     finally:
         buildah("rm", container, check=False)
@@ -121,7 +141,9 @@ def _rootfs(directory: Path, key: str) -> Path:
     tarball = directory / f"rootfs-{key}.tar"
     if tarball.is_file():
         return tarball
-    partial = directory / f"rootfs-{key}.tar.partial"
+    # mmdebstrap picks its output's format by the name's ending: this one must end in .tar.
+    partial = directory / f"partial-{key}.tar"
+    partial.unlink(missing_ok=True)
     result = subprocess.run(
         ["mmdebstrap", *MMDEBSTRAP_ARGS, str(partial)],
         capture_output=True,
@@ -173,30 +195,43 @@ def base_image(image_tools: None) -> str:
 
 @dataclass
 class Registry:
-    """A docker-registry serving plain HTTP on loopback."""
+    """A docker-registry serving plain HTTP on loopback (asking for a login when `username`)."""
 
     host: str  # "127.0.0.1:PORT", the first part of image names pushed to it
+    username: str | None = None
+    password: str | None = None
 
     def tags(self, repository: str) -> list[str]:
         """The tags of `repository` (`[]` when it has none)."""
-        response = httpx.get(f"http://{self.host}/v2/{repository}/tags/list", timeout=10)
+        auth = (self.username, self.password or "") if self.username else None
+        response = httpx.get(f"http://{self.host}/v2/{repository}/tags/list", auth=auth, timeout=10)
         if response.status_code == 404:
             return []
         response.raise_for_status()
         return sorted(response.json().get("tags") or [])
 
 
-@pytest.fixture(scope="session")
-def image_registry(
-    image_tools: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Registry]:
-    """A real registry for the session; push to `f"{registry.host}/name:tag"` with TLS off."""
-    root = tmp_path_factory.mktemp("registry")
+def _bcrypt(password: str) -> str:
+    # docker-registry reads bcrypt htpasswd files only; glibc's crypt makes bcrypt hashes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import crypt  # the standard library's until Python 3.13
+        except ImportError:
+            pytest.skip("a registry with a login needs the crypt module (Python < 3.13)")
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+def _serve_registry(root: Path, username: str | None, password: str | None) -> Iterator[Registry]:
     port = free_port()
+    auth = ""
+    if username and password:
+        (root / "htpasswd").write_text(f"{username}:{_bcrypt(password)}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: skyrun-test\n    path: {root / 'htpasswd'}\n"
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}"
     )
     log = open(root / "registry.log", "w")  # noqa: SIM115 (closed after the process stops)
     process = subprocess.Popen(
@@ -207,13 +242,32 @@ def image_registry(
         if process.poll() is not None:
             pytest.fail(f"docker-registry exited: {(root / 'registry.log').read_text()}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200 or None
+            # 401 is an answer too: that registry asks for a login.
+            status = httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code
         except httpx.HTTPError:
             return None
+        return status in (200, 401) or None
 
     wait_for(answers, timeout=30, what="docker-registry to answer")
     try:
-        yield Registry(host=f"127.0.0.1:{port}")
+        yield Registry(host=f"127.0.0.1:{port}", username=username, password=password)
     finally:
         stop(process)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def image_registry(
+    image_tools: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A real registry for the session; push to `f"{registry.host}/name:tag"` with TLS off."""
+    yield from _serve_registry(tmp_path_factory.mktemp("registry"), None, None)
+
+
+@pytest.fixture(scope="session")
+def image_registry_with_login(
+    image_tools: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """A registry that refuses pushes without its `username` and `password` (TLS off)."""
+    root = tmp_path_factory.mktemp("registry-login")
+    yield from _serve_registry(root, "skyrun-ci", "s3cret-pass")

@@ -4,12 +4,7 @@ The builder is the step's `builder` argument, or else the first that works here:
 when an engine answers `docker info`, podman when `podman info` works, buildah when it is
 installed (it needs no daemon). The builder's output is streamed line by line.
 
-The builder runs with this process's environment, unchanged: Buildah's
-`BUILDAH_ISOLATION` and `STORAGE_DRIVER` stay the user's choice. Inside a container (CI,
-this project's machines) Buildah's default isolation cannot start `RUN` steps; skyrun does
-not lower the isolation by itself, it says to set `BUILDAH_ISOLATION=chroot` when a build
-fails that way. (The storage driver is recorded in the storage on first use, so choosing
-one per build would split a user's images across two stores.)
+The builder's environment is this process's, unchanged (see `skyrun.deploy.builders`).
 
 A tag left out is the build's UTC time, `YYYYMMDD-HHMMSS`: later builds sort later, and
 each build gets a tag of its own, so a deployment names exactly the image it was built with.
@@ -19,69 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
 import tempfile
-from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from skyrun.deploy import dockerfile as auto
+from skyrun.deploy.builders import choose_builder, run_streaming
 from skyrun.deploy.steps.errors import StepError
 
-BUILDERS = ("docker", "podman", "buildah")
-INSTALL_HINT = (
-    "install one of docker (with a running engine: `docker info` must work), podman "
-    "(`apt-get install podman`) or buildah (`apt-get install buildah`), or name an "
-    "installed one in the step's `builder:`"
-)
-TAIL_LINES = 20
 TAG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-
-def _builder_problem(name: str) -> str | None:
-    """Why `name` cannot build here, or None when it can."""
-    if shutil.which(name) is None:
-        return "is not installed"
-    if name == "buildah":
-        return None
-    try:
-        result = subprocess.run(
-            [name, "info"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"does not answer `{name} info` ({exc})"
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["no output"]
-        return f"is installed but `{name} info` fails ({lines[-1].strip()})"
-    return None
-
-
-def choose_builder(builder: str | None) -> str:
-    """The builder to use: `builder` when it works, else the first of docker, podman, buildah.
-
-    Raises:
-        StepError: `builder` is not one of the three or does not work here, or none works.
-    """
-    if builder is not None:
-        if builder not in BUILDERS:
-            raise StepError(f"builder must be one of {', '.join(BUILDERS)}, not {builder!r}")
-        problem = _builder_problem(builder)
-        if problem is not None:
-            raise StepError(
-                f"builder {builder!r} {problem}; {INSTALL_HINT}, or leave `builder` out to "
-                "use the first that works"
-            )
-        return builder
-    problems = []
-    for candidate in BUILDERS:
-        problem = _builder_problem(candidate)
-        if problem is None:
-            return candidate
-        problems.append(f"{candidate} {problem}")
-    raise StepError(f"no image builder works here ({'; '.join(problems)}); {INSTALL_HINT}")
 
 
 def default_tag(now: datetime | None = None) -> str:
@@ -117,61 +60,6 @@ def image_reference(image_name: str, tag: str | None) -> tuple[str, str]:
             "'-', not starting with '.' or '-'"
         )
     return name, tag
-
-
-def _command_text(command: list[str]) -> str:
-    return " ".join(command)
-
-
-def _failure_hint(builder: str, output: str) -> str:
-    lowered = output.lower()
-    runtime_failed = any(word in lowered for word in ("cgroup", "creating container", "runtime"))
-    if builder == "buildah" and runtime_failed and not os.environ.get("BUILDAH_ISOLATION"):
-        return (
-            "; Buildah could not start a container for a RUN step: inside a container, "
-            "set BUILDAH_ISOLATION=chroot in the environment of `skyrun deploy`"
-        )
-    if "overlay" in lowered and not os.environ.get("STORAGE_DRIVER"):
-        return "; the overlay storage driver may not work here: try STORAGE_DRIVER=vfs"
-    return ""
-
-
-def run_streaming(
-    command: list[str], what: str, builder: str, stdin_text: str | None = None
-) -> None:
-    """Run `command`, printing its output line by line as it comes.
-
-    Raises:
-        StepError: It cannot start or exits non-zero; the message has its last lines.
-    """
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        )
-    except OSError as exc:
-        raise StepError(f"cannot run `{_command_text(command)}` to {what}: {exc}") from exc
-    assert process.stdout is not None
-    if stdin_text is not None:
-        assert process.stdin is not None
-        process.stdin.write(stdin_text)
-        process.stdin.close()
-    with process:
-        for line in process.stdout:
-            print(line, end="" if line.endswith("\n") else "\n", flush=True)
-            tail.append(line.rstrip("\n"))
-    if process.returncode != 0:
-        last = "\n".join(tail)
-        raise StepError(
-            f"{builder} could not {what} (`{_command_text(command)}` exited with code "
-            f"{process.returncode}){_failure_hint(builder, last)}; its last lines:\n{last}"
-        )
 
 
 def _dockerfile_path(context: Path, dockerfile: str) -> Path:
@@ -219,7 +107,9 @@ def build_docker_image(
             index of this machine's pip (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`,
             `PIP_TRUSTED_HOST`) is passed too, unless given here.
         builder: `docker`, `podman` or `buildah`; default the first that works here.
-        path: The project's directory, the build context.
+        path: The project's directory. With a Dockerfile of your own it is the build
+            context as it is (the builder applies `.dockerignore` / `.containerignore`);
+            with `auto` the context is a copy of its kept files.
 
     Returns:
         {"image_name", "tag", "image"}, `image` being `image_name:tag`.
@@ -227,16 +117,13 @@ def build_docker_image(
     Raises:
         StepError: No builder, no Dockerfile, an invalid `.skyrunignore`, or the build failed.
     """
-    # Imported here: only `dockerfile: auto` needs it, and it imports pathspec and yaml.
-    from skyrun.deploy import dockerfile as auto
-
-    chosen = choose_builder(builder)
     name, tag = image_reference(image_name, tag)
     image = f"{name}:{tag}"
     project = Path(path).expanduser()
     if not project.is_dir():
         raise StepError(f"path {path!r} is not a directory; it must be the project to build")
     arguments = _string_map(build_args, "build_args")
+    chosen = choose_builder(builder)
     with tempfile.TemporaryDirectory(prefix="skyrun-build-") as scratch:
         if dockerfile == "auto":
             context = Path(scratch)
@@ -280,6 +167,18 @@ def _credentials(value: Any) -> tuple[str, str, str | None]:
     return str(value["username"]), str(value["password"]), registry_url and str(registry_url)
 
 
+def _flag(value: Any, argument: str) -> bool:
+    # A templated value arrives as text ("{{ $TLS_VERIFY }}"), a literal as a YAML boolean.
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise StepError(f"{argument} must be true or false, not {value!r}")
+
+
 def push_docker_image(
     image_name: str,
     tag: str | None = None,
@@ -312,24 +211,26 @@ def push_docker_image(
             "no tag to push: give `tag` (e.g. '{{ build_image.tag }}' from a build step "
             "with `id: build_image`) or end image_name with ':tag'"
         )
-    chosen = choose_builder(builder)
     name, tag = image_reference(image_name, tag)
     image = f"{name}:{tag}"
+    login = _credentials(credentials) if credentials is not None else None
+    verify = _flag(tls_verify, "tls_verify")
+    chosen = choose_builder(builder)
     with tempfile.TemporaryDirectory(prefix="skyrun-push-") as scratch:
         command = [chosen, "push"]
-        if credentials is not None:
-            username, password, registry_url = _credentials(credentials)
+        if login is not None:
+            username, password, registry_url = login
             registry = registry_of(name, registry_url)
             if chosen == "docker":
-                login = [chosen, "login", "--username", username, "--password-stdin", registry]
-                run_streaming(login, f"log in to {registry}", chosen, stdin_text=password)
+                command_login = [chosen, "login", "-u", username, "--password-stdin", registry]
+                run_streaming(command_login, f"log in to {registry}", chosen, stdin_text=password)
             else:
                 token = base64.b64encode(f"{username}:{password}".encode()).decode()
                 authfile = Path(scratch, "auth.json")
                 authfile.write_text(json.dumps({"auths": {registry: {"auth": token}}}))
                 authfile.chmod(0o600)
                 command += ["--authfile", str(authfile)]
-        if not tls_verify:
+        if not verify:
             if chosen != "docker":
                 command.append("--tls-verify=false")
             elif registry_of(name).split(":")[0] not in ("localhost", "127.0.0.1"):
