@@ -26,10 +26,11 @@ from typing import Any
 from deploy_latency import measure_deploy
 from harness import BENCH_DIR, PROJECT_PYTHON, Side, WorkloadError, run_side
 from prefect_env import PREFECT_BENCH_ENV, PREFECT_VERSION, ensure_prefect_venv
+from project_deploy import measure_project_deploy
 from report import build_rows, format_markdown, format_table, rows_as_json
 
 RESULTS_DIR = BENCH_DIR / "results"
-WORKLOAD_GROUPS = ("tasks", "deploy")
+WORKLOAD_GROUPS = ("tasks", "deploy", "project")
 
 
 def workload_groups(text: str) -> list[str]:
@@ -62,8 +63,15 @@ def parse_args() -> argparse.Namespace:
         "--workloads",
         type=workload_groups,
         default=list(WORKLOAD_GROUPS),
-        help="tasks (import, task and flow overhead, cold process) and/or deploy "
-        "(M2: deployment run -> flow's first line, process worker); default both",
+        help="tasks (import, task and flow overhead, cold process), deploy "
+        "(M2: deployment run -> flow's first line, process worker) and/or project "
+        "(M4: `deploy --name` of a project file); default all",
+    )
+    parser.add_argument(
+        "--project-deploys",
+        type=positive_int,
+        default=5,
+        help="`deploy --name` commands timed per side (5)",
     )
     parser.add_argument(
         "--deploy-runs", type=positive_int, default=10, help="deployment runs timed per side (10)"
@@ -158,7 +166,7 @@ def load_average() -> list[float]:
 def _loads_seen(results: dict[str, Any] | None) -> list[float]:
     """Every 1-minute load average recorded around the workload processes."""
     seen: list[float] = [0.0]
-    for workload in ("overhead", "cold", "deploy"):
+    for workload in ("overhead", "cold", "deploy", "project"):
         for run in ((results or {}).get(workload) or {}).get("runs", []):
             seen.extend(run.get("load_1min", []))
     return seen
@@ -190,6 +198,14 @@ def run_workloads(side: Side, args: argparse.Namespace, sizes: dict[str, int]) -
             # Its servers and workers are stopped by now; a timed-out command lands here too.
             results["errors"]["deploy"] = str(exc)
             print(f"[bench] {side.name}: deploy FAILED: {exc}", file=sys.stderr, flush=True)
+    if "project" in args.workloads:
+        try:
+            results["project"] = measure_project_deploy(
+                side, args.project_deploys, RESULTS_DIR / "deploy-logs", args.keep_homes
+            )
+        except (WorkloadError, subprocess.SubprocessError, OSError) as exc:
+            results["errors"]["project"] = str(exc)
+            print(f"[bench] {side.name}: project FAILED: {exc}", file=sys.stderr, flush=True)
     return results
 
 
@@ -277,6 +293,7 @@ def main() -> int:
             "quick": args.quick,
             "workloads": args.workloads,
             "deploy_runs": args.deploy_runs,
+            "project_deploys": args.project_deploys,
             **sizes,
         },
         "rows": rows_as_json(rows),

@@ -80,3 +80,29 @@ async def test_validation_errors_name_the_field(api: httpx.AsyncClient) -> None:
     [refused] = response.json()["refused"]
     assert (refused["kind"], refused["index"]) == ("task_run", 0)
     assert refused["reason"].startswith("id: ")
+
+
+FAR_TIMES = ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59"]
+
+
+@pytest.mark.parametrize("far", FAR_TIMES)
+async def test_a_time_past_the_calendar_is_a_422_naming_the_range(
+    api: httpx.AsyncClient, far: str
+) -> None:
+    # Before the bound these reached the database layer and overflowed there: a 500.
+    flow = (await api.post("/api/flows", json={"name": "far-times"})).json()
+    requests = [
+        (
+            "/api/flow_runs",
+            {"flow_id": flow["id"], "state": {"type": "SCHEDULED", "scheduled_time": far}},
+        ),
+        ("/api/flow_runs/filter", {"expected_start_after": far}),
+        ("/api/batch", {"logs": [{"name": "n", "level": 20, "message": "m", "timestamp": far}]}),
+    ]
+    for url, body in requests:
+        response = await api.post(url, json=body)
+        text = response.text
+        assert response.status_code in (200, 422), (url, response.status_code, text)
+        assert "out of range: give one between 0001-01-02 and 9998-12-31" in text, (url, text)
+    page = (await api.post("/api/flow_runs/filter", json={})).json()
+    assert page["items"] == []

@@ -224,7 +224,7 @@ async def test_work_pool_requests_refuse_unbounded_numbers(api: httpx.AsyncClien
 # -- limits under races -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limits", ["pool", "queue"])
+@pytest.mark.parametrize("limits", ["pool", "queue", "deployment"])
 async def test_concurrent_claims_never_exceed_the_concurrency_limit(
     api: httpx.AsyncClient, db: Database, limits: str
 ) -> None:
@@ -234,10 +234,47 @@ async def test_concurrent_claims_never_exceed_the_concurrency_limit(
     await pool_with_runs(api, 80, **pool_fields)
     if limits == "queue":
         body(await api.patch("/api/work_pools/pool/queues/default", json={"concurrency_limit": 3}))
+    if limits == "deployment":
+        [deployment] = body(await api.get("/api/deployments"))["items"]
+        patch = {"concurrency_limit": 3}
+        body(await api.patch(f"/api/deployments/{deployment['id']}", json=patch))
     # 20 workers claim at once, each as many runs as it may: on PostgreSQL these
     # are 20 transactions on 20 connections, racing for the same slots.
     results = await asyncio.gather(
         *(claim(api, f"w{i}", limit=5, wait_seconds=0) for i in range(20))
+    )
+    claimed = [run for runs in results for run in runs]
+    assert len(claimed) == 3, [len(r) for r in results]
+    async with db.session() as s:
+        active = await s.scalar(
+            sa.select(sa.func.count())
+            .select_from(FlowRun)
+            .where(FlowRun.state_type == StateType.PENDING.value)
+        )
+    assert active == 3
+
+
+async def test_concurrent_claims_on_two_pools_never_exceed_a_deployments_limit(
+    api: httpx.AsyncClient, db: Database
+) -> None:
+    """A deployment moved to another pool keeps its runs in the first: the pools' claim
+    locks do not serialise claims on both, the deployment's own lock does."""
+    await pool_with_runs(api, 40)
+    body(await api.post("/api/work_pools", json={"name": "other", "type": "process"}), 201)
+    moved = {"flow_name": "etl", "name": "d", "entrypoint": "f.py:etl"}
+    moved |= {"work_pool_name": "other", "concurrency_limit": 3}
+    deployment = body(await api.post("/api/deployments", json=moved))
+    for _ in range(40):
+        body(await api.post(f"/api/deployments/{deployment['id']}/runs", json={}), 201)
+
+    async def claim_from(pool: str, worker: str) -> list[str]:
+        response = await api.post(
+            f"/api/work_pools/{pool}/claim", json={"worker_name": worker, "limit": 5}
+        )
+        return [item["flow_run"]["id"] for item in body(response)["runs"]]
+
+    results = await asyncio.gather(
+        *(claim_from("pool" if i % 2 else "other", f"w{i}") for i in range(20))
     )
     claimed = [run for runs in results for run in runs]
     assert len(claimed) == 3, [len(r) for r in results]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -35,6 +36,7 @@ from skyrun.server.db.engine import Database
 from skyrun.server.services.scheduler import schedule_deployment_runs
 from skyrun.settings import Settings
 
+SUBPROCESS_TIMEOUT = 120  # a guard against hangs, not a timing assertion
 FLOW_FILE = '''
 import os
 import time
@@ -163,6 +165,42 @@ def test_deploy_refuses_what_cannot_run(project: ModuleType) -> None:
         assert message in str(caught.value), (options, str(caught.value))
         assert "\n" not in str(caught.value)
     assert get_client().list_deployments().count == 0
+
+
+def test_deploy_sets_a_concurrency_limit_that_inspect_shows(
+    project: ModuleType, sdk_home: Path
+) -> None:
+    client = get_client()
+    client.create_work_pool(WorkPoolCreate(name="main", type="process"))
+    deployment_id = project.load.deploy(
+        "nightly", work_pool_name="main", parameters={"n": 1}, concurrency_limit=2
+    )
+    assert client.read_deployment(deployment_id).concurrency_limit == 2
+
+    def inspect(*args: str) -> str:
+        result = subprocess.run(
+            [str(SKYRUN), "deployment", "inspect", "load-rows/nightly", *args],
+            env=clean_env(sdk_home, NO_COLOR="1", COLUMNS="200"),
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert re.search(r"concurrency limit\W+2 active runs at once\W", inspect())
+    assert json.loads(inspect("-o", "json"))["concurrency_limit"] == 2
+    # Deploying again without one removes it; a served deployment cannot have one.
+    project.load.deploy("nightly", work_pool_name="main", parameters={"n": 1})
+    assert client.read_deployment(deployment_id).concurrency_limit is None
+    assert re.search(r"concurrency limit\W+none\W", inspect())
+    with pytest.raises(DeploymentError, match="concurrency_limit needs a work_pool_name"):
+        project.load.deploy("served", concurrency_limit=1)
+    with pytest.raises(
+        DeploymentError, match="concurrency_limit: Input should be greater than or equal to 0"
+    ):
+        project.load.deploy("nightly", work_pool_name="main", concurrency_limit=-1)
+    assert client.list_deployments().count == 1
 
 
 def test_deploy_needs_a_flow_in_a_file(project: ModuleType) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from skyrun.schemas.core import Batch, FlowRunCreate, FlowRunFilter, LogCreate, TaskRunRecord
 from skyrun.schemas.deployments import DeploymentRunCreate
@@ -81,6 +81,34 @@ def test_naive_time_in_a_request_body_is_utc(
     assert value == AS_UTC and value is not None and value.utcoffset() == timedelta(0)
     # Python-mode validation, which models built in the SDK and the CLI go through, agrees.
     assert read(model.model_validate(payload)) == AS_UTC
+
+
+@pytest.mark.parametrize(
+    "far",
+    [
+        "9999-12-31T23:59:59-12:00",  # past Python's largest datetime once in UTC
+        "0001-01-01T00:00:00+14:00",  # before its smallest
+        "9999-12-31T23:59:59",  # representable, but a lease or an interval added overflows
+        "0001-01-01T00:00:00",
+    ],
+)
+@pytest.mark.parametrize(("model", "payload", "read"), CASES)
+def test_a_time_at_the_edge_of_the_calendar_is_refused_with_the_range(
+    model: type[BaseModel],
+    payload: dict[str, Any],
+    read: Callable[[Any], datetime | None],
+    far: str,
+) -> None:
+    body = json.dumps(payload).replace(NAIVE, far)
+    with pytest.raises(
+        ValidationError, match=r"out of range: give one between 0001-01-02 and 9998-12-31"
+    ):
+        model.model_validate_json(body)
+
+
+def test_the_edges_themselves_are_accepted() -> None:
+    for edge in ("0001-01-02T00:00:00Z", "9998-12-31T00:00:00Z", "9998-12-31T10:00:00+10:00"):
+        assert StateCreate.model_validate({"type": "RUNNING", "timestamp": edge}).timestamp
 
 
 def test_naive_datetime_object_is_utc() -> None:

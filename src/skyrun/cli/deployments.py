@@ -146,6 +146,7 @@ def inspect(reference: DeploymentArgument, output: OutputOption = OutputFormat.t
             ("job variables", json.dumps(deployment.job_variables)),
             ("schedules", describe_schedules(deployment)),
             ("paused", deployment.paused),
+            ("concurrency limit", _describe_limit(deployment.concurrency_limit)),
             ("tags", deployment.tags),
             ("version", deployment.version),
             ("description", deployment.description),
@@ -159,6 +160,14 @@ def inspect(reference: DeploymentArgument, output: OutputOption = OutputFormat.t
         ["Name", "Type", "Value", "Description"],
         _parameter_rows(deployment),
     )
+
+
+def _describe_limit(limit: int | None) -> str:
+    if limit is None:
+        return "none"
+    if limit == 0:
+        return "0 (no run may start)"
+    return f"{limit} active runs at once"
 
 
 def parse_parameters(

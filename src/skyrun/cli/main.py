@@ -30,6 +30,11 @@ GROUPS = {
     "work-queue": "skyrun.cli.work_queues",
     "deployment": "skyrun.cli.deployments",
 }
+# Top-level commands by name -> "module:function", imported the same way.
+COMMANDS = {
+    "init": "skyrun.cli.init:init_command",
+    "deploy": "skyrun.cli.deploy:deploy_command",
+}
 
 
 def version() -> None:
@@ -60,6 +65,11 @@ def build_app(only: str | None = None) -> typer.Typer:
                 from skyrun.cli import execute
 
                 execute.register(group)
+    for name, target in COMMANDS.items():
+        if only is None or name == only:
+            module_name, function_name = target.split(":")
+            function = getattr(importlib.import_module(module_name), function_name)
+            root.command(name)(function)
     root.command()(version)
     # A callback keeps `skyrun` a group even when it holds one command.
     root.callback()(_no_options)
@@ -114,7 +124,7 @@ def _dispatch() -> None:
         sys.exit(execute_main(args[2:]))
     named = args[0] if args else None
     # `version` needs no group; help and unknown names load them all.
-    only = "" if named == "version" else named if named in GROUPS else None
+    only = "" if named == "version" else named if named in GROUPS or named in COMMANDS else None
     app = _full_app or build_app(only)
     app()
 

@@ -16,6 +16,7 @@ from skyrun.schemas.limits import (
     Tags,
 )
 from skyrun.schemas.states import StateCreate, UTCTimestamp
+from skyrun.schemas.work_pools import Limit
 
 # Columns of 200 and 1000 characters.
 Version = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
@@ -57,6 +58,12 @@ class DeploymentCreate(BaseModel):
     pull_steps: list[JSONObject] = Field(default_factory=list, max_length=100)
     schedules: list[DeploymentScheduleCreate] = Field(default_factory=list, max_length=100)
     paused: bool = False
+    concurrency_limit: Limit | None = Field(
+        default=None,
+        description="At most this many of its runs active (PENDING, RUNNING or CANCELLING) "
+        "at once; null: no limit; 0: none may start. Runs beyond it stay SCHEDULED and are "
+        "claimed, earliest first, as others finish. Needs a work_pool_name.",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -71,6 +78,8 @@ class DeploymentCreate(BaseModel):
 
 
 class DeploymentUpdate(BaseModel):
+    """What to change; a field left out stays as it is (a null concurrency_limit removes it)."""
+
     model_config = ConfigDict(extra="forbid")
     description: Description | None = None
     version: Version | None = None
@@ -79,6 +88,7 @@ class DeploymentUpdate(BaseModel):
     job_variables: JSONObject | None = None
     schedules: list[DeploymentScheduleCreate] | None = Field(default=None, max_length=100)
     paused: bool | None = None
+    concurrency_limit: Limit | None = None
 
 
 class Deployment(BaseModel):
@@ -101,6 +111,7 @@ class Deployment(BaseModel):
     pull_steps: list[dict[str, Any]]
     schedules: list[DeploymentSchedule]
     paused: bool
+    concurrency_limit: int | None = None
     created: datetime
     updated: datetime
 

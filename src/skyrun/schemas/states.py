@@ -63,11 +63,32 @@ def assume_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value
 
 
+# Requests' datetimes stay a day (a year at the top) inside what Python can represent in
+# UTC, so storing them and adding leases or intervals to them never overflows.
+EARLIEST_TIMESTAMP = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def bounded_utc(value: datetime) -> datetime:
+    """`value` (taken as UTC without a zone), refused outside the representable range."""
+    value = assume_utc(value)
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_TIMESTAMP <= in_utc <= LATEST_TIMESTAMP:
+        raise ValueError(
+            f"datetime {value.isoformat()} is out of range: give one between "
+            f"{EARLIEST_TIMESTAMP.date()} and {LATEST_TIMESTAMP.date()} (UTC)"
+        )
+    return value
+
+
 # A datetime a client sends. The database keeps aware UTC datetimes only, and a client
 # that leaves out the zone (`2030-01-01T09:00:00`) almost always means UTC.
 UTCTimestamp = Annotated[
     datetime,
-    AfterValidator(assume_utc),
+    AfterValidator(bounded_utc),
     WithJsonSchema(
         {
             "type": "string",

@@ -33,7 +33,13 @@ class DeploymentError(ValueError):
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(str(error["msg"]) for error in exc.errors())
+        # Each message names its field (`concurrency_limit: Input should be ...`).
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            if error["loc"]
+            else str(error["msg"])
+            for error in exc.errors()
+        )
     return " ".join(str(exc).split())
 
 
@@ -173,6 +179,7 @@ def deployment_create(
     description: str | None,
     version: str | None,
     paused: bool,
+    concurrency_limit: int | None = None,
 ) -> DeploymentCreate:
     """The deployment to register for `flow`, run from the current working directory.
 
@@ -202,6 +209,7 @@ def deployment_create(
             pull_steps=[{"set_working_directory": {"directory": str(working_directory)}}],
             schedules=schedules,
             paused=paused,
+            concurrency_limit=concurrency_limit,
         )
     except ValidationError as exc:
         raise DeploymentError(f"cannot deploy flow {flow.name!r}: {_one_line(exc)}") from exc
@@ -212,6 +220,12 @@ def _check_work_pool(client: SkyrunClient, data: DeploymentCreate) -> None:
         if data.job_variables:
             raise DeploymentError(
                 f"cannot deploy {data.flow_name}/{data.name}: job_variables need a work_pool_name"
+            )
+        if data.concurrency_limit is not None:
+            # The server refuses it too; said here before anything is sent.
+            raise DeploymentError(
+                f"cannot deploy {data.flow_name}/{data.name}: concurrency_limit needs a "
+                "work_pool_name (a limit holds where workers claim runs; flow.serve() does not)"
             )
         return
     try:
@@ -252,6 +266,7 @@ def deploy_flow(
     description: str | None = None,
     version: str | None = None,
     paused: bool = False,
+    concurrency_limit: int | None = None,
     client: SkyrunClient | None = None,
     quiet: bool = False,
 ) -> uuid.UUID:
@@ -277,6 +292,7 @@ def deploy_flow(
         description=description,
         version=version,
         paused=paused,
+        concurrency_limit=concurrency_limit,
     )
     _check_work_pool(client, data)
     deployment = upsert(client, data)

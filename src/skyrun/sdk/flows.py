@@ -98,6 +98,7 @@ class Flow(Generic[P, R]):
         description: str | None = None,
         version: str | None = None,
         paused: bool = False,
+        concurrency_limit: int | None = None,
     ) -> uuid.UUID:
         """Register (create or replace) a deployment of this flow; returns its id.
 
@@ -118,6 +119,9 @@ class Flow(Generic[P, R]):
             description: shown in the UI (default: the flow's description).
             version: a label for this version of the deployment.
             paused: register it with its schedules paused.
+            concurrency_limit: at most this many of its runs active (PENDING, RUNNING or
+                CANCELLING) at once; runs beyond it wait SCHEDULED, in order (None: no
+                limit; 0: none start). Needs a work pool.
 
         Raises:
             DeploymentError: The flow, parameters or schedule cannot be deployed as asked.
@@ -140,6 +144,7 @@ class Flow(Generic[P, R]):
             description=description,
             version=version,
             paused=paused,
+            concurrency_limit=concurrency_limit,
         )
 
     def serve(

@@ -2,9 +2,13 @@
 
 A claim holds the pool's claim lock (PostgreSQL: an advisory lock; SQLite: its
 single writer) while it counts active runs and takes runs up to the pool's and
-queues' concurrency limits, so concurrent claims never exceed them. PostgreSQL
-also selects candidates FOR UPDATE SKIP LOCKED. Either way each run moves
-through the orchestration rules, which refuse a second PENDING.
+queues' concurrency limits, so concurrent claims never exceed them. A
+deployment's runs may sit in several pools (it moved, or a run was sent to
+another queue), so a deployment's limit is held under a lock of its own: the
+claim locks the rows of the limited deployments it may take runs of, in id
+order, before counting their active runs. PostgreSQL also selects candidates
+FOR UPDATE SKIP LOCKED. Either way each run moves through the orchestration
+rules, which refuse a second PENDING.
 
 Each claimed run gets a lease: its worker's heartbeats extend the leases of
 the runs it is still launching, and a run whose lease ran out goes back to
@@ -23,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from skyrun.schemas.orchestration import Decision
 from skyrun.schemas.states import AWAITING_RETRY, StateCreate, StateType
 from skyrun.server.db import dialect, flow_runs
-from skyrun.server.db.models import FlowRun, FlowRunState, WorkPool, WorkQueue
+from skyrun.server.db.models import Deployment, FlowRun, FlowRunState, WorkPool, WorkQueue
 
 ACTIVE_TYPES = (StateType.PENDING.value, StateType.RUNNING.value, StateType.CANCELLING.value)
 # The SCHEDULED sub-state of a run whose lease ran out: counting them says how
@@ -38,6 +42,42 @@ async def _active_counts(session: AsyncSession, queue_ids: list[uuid.UUID]) -> d
         .group_by(FlowRun.work_queue_id)
     )
     return {queue_id: int(count) for queue_id, count in rows.all() if queue_id is not None}
+
+
+async def _deployment_room(
+    session: AsyncSession, queue_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, int]:
+    """How many more runs each limited deployment with a due run in these queues may start.
+
+    Locks those deployments' rows until the transaction ends (FOR NO KEY UPDATE,
+    so creating their runs, which only shares the key, does not wait), in id
+    order so that claims on different pools cannot deadlock; the count that
+    follows sees every claim that held the lock before. SQLite's single writer
+    serialises claims already.
+    """
+    due = sa.select(FlowRun.deployment_id).where(
+        *_claimable(queue_ids), FlowRun.expected_start_time <= now
+    )
+    limited = (
+        sa.select(Deployment.id, Deployment.concurrency_limit)
+        .where(Deployment.concurrency_limit.is_not(None), Deployment.id.in_(due))
+        .order_by(Deployment.id)
+        .with_for_update(key_share=True, of=Deployment)
+    )
+    limits = {
+        deployment_id: limit
+        for deployment_id, limit in (await session.execute(limited)).all()
+        if limit is not None
+    }
+    if not limits:
+        return {}
+    rows = await session.execute(
+        sa.select(FlowRun.deployment_id, sa.func.count())
+        .where(FlowRun.deployment_id.in_(limits), FlowRun.state_type.in_(ACTIVE_TYPES))
+        .group_by(FlowRun.deployment_id)
+    )
+    active = {deployment_id: int(count) for deployment_id, count in rows.all()}
+    return {d: limit - active.get(d, 0) for d, limit in limits.items()}
 
 
 def _claimable(queue_ids: list[uuid.UUID]) -> list[sa.ColumnElement[bool]]:
@@ -90,8 +130,10 @@ async def claim_runs(
 ) -> list[uuid.UUID]:
     """Move up to `limit` due runs of the pool to PENDING for this worker.
 
-    Honours pool and queue pauses and concurrency limits; higher-priority
-    queues (lower number) first, then the earliest scheduled. A claim that
+    Honours pool and queue pauses and the pool's, queues' and deployments'
+    concurrency limits; higher-priority queues (lower number) first, then the
+    earliest scheduled. A run held back by a limit stays SCHEDULED for a later
+    claim. A claim that
     repeats `claim_key` (its reply was lost) gets the runs the first one took,
     with their leases renewed, and takes no more.
     """
@@ -128,27 +170,37 @@ async def claim_runs(
     eligible = [q.id for q in queues if room[q.id] > 0]
     if limit <= 0 or not eligible:
         return []
+    deployment_room = await _deployment_room(session, eligible, now)
+    # Runs of a full deployment are left out of the query: however many are due,
+    # they must not crowd the others out of the candidates.
+    full = [d for d, room_left in deployment_room.items() if room_left <= 0]
     candidates = (
-        sa.select(FlowRun.id, FlowRun.work_queue_id)
+        sa.select(FlowRun.id, FlowRun.work_queue_id, FlowRun.deployment_id)
         .where(*_claimable(eligible), FlowRun.expected_start_time <= now)
         .order_by(FlowRun.expected_start_time, FlowRun.id)
         .limit(limit * 4 + 10)
     )
+    if full:
+        candidates = candidates.where(
+            sa.or_(FlowRun.deployment_id.is_(None), FlowRun.deployment_id.not_in(full))
+        )
     if dialect.supports_skip_locked(session):
         candidates = candidates.with_for_update(skip_locked=True, of=FlowRun)
     rows = sorted(
         (
-            (run_id, queue_id)
-            for run_id, queue_id in (await session.execute(candidates)).all()
+            (run_id, queue_id, deployment_id)
+            for run_id, queue_id, deployment_id in (await session.execute(candidates)).all()
             if queue_id is not None
         ),
         key=lambda r: priority[r[1]],
     )
     claimed: list[uuid.UUID] = []
-    for run_id, queue_id in rows:
+    for run_id, queue_id, deployment_id in rows:
         if len(claimed) >= limit:
             break
         if room[queue_id] <= 0:
+            continue
+        if deployment_id is not None and deployment_room.get(deployment_id, 1) <= 0:
             continue
         response = await flow_runs.set_flow_run_state(
             session,
@@ -160,6 +212,8 @@ async def claim_runs(
         if response.decision == Decision.ACCEPT:
             claimed.append(run_id)
             room[queue_id] -= 1
+            if deployment_id in deployment_room:
+                deployment_room[deployment_id] -= 1
     return claimed
 
 

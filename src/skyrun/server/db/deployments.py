@@ -46,6 +46,15 @@ async def _resolve_queue(
     return queue.id
 
 
+# A limit is enforced where workers claim runs (claims.py); flow.serve() starts
+# its runs itself, so a limit there would be silently ignored.
+NO_POOL_NO_LIMIT = (
+    "concurrency_limit: a deployment without a work pool (run by flow.serve()) cannot have "
+    "one, since its limit holds where workers claim runs; give a work_pool_name, or leave "
+    "concurrency_limit out"
+)
+
+
 async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> Deployment:
     """Create the deployment, or replace the one with the same flow and name."""
     schedules = await asyncio.to_thread(checked_schedules, data.schedules)
@@ -55,6 +64,8 @@ async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> De
         need_all=any(item.active for item in data.schedules),
         who_needs="scheduled runs need",
     )
+    if data.concurrency_limit is not None and data.work_pool_name is None:
+        raise Invalid(NO_POOL_NO_LIMIT)
     flow = await get_or_create_flow(session, FlowCreate(name=data.flow_name))
     queue_id = await _resolve_queue(session, data.work_pool_name, data.work_queue_name)
     await check_job_variables(session, queue_id, data.job_variables)
@@ -183,8 +194,12 @@ async def update_deployment(
             who_needs="scheduled runs need",
         )
     changes = data.model_dump(exclude_unset=True, exclude={"schedules"})
+    if changes.get("concurrency_limit") is not None and deployment.work_queue_id is None:
+        raise Invalid(NO_POOL_NO_LIMIT)
     for key, value in changes.items():
-        if value is not None:
+        # Null leaves the others as they are; for the limit, null means "no limit"
+        # (as for work pools and queues), and leaving it out keeps it.
+        if value is not None or key == "concurrency_limit":
             setattr(deployment, key, value)
     if schedules is not None and data.schedules is not None:
         await replace_schedules(session, deployment.id, schedules, data.schedules)

@@ -262,6 +262,9 @@ class Deployment(Base):
     paused: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created: Mapped[datetime] = _created()
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # How many of its runs may be active at once (None: no limit). Last, where
+    # revision 0003 added it, so a new database's columns match a migrated one's.
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
 
 class DeploymentSchedule(Base):

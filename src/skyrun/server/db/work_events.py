@@ -5,7 +5,7 @@ changed. Instead of every route, service and repository remembering to say so,
 the sessions of a `Database` watch what they flush: a flow run created or moved
 to SCHEDULED (due now or later), a run leaving PENDING/RUNNING/CANCELLING (a
 concurrency slot freed), a run deleted, a work pool or queue changed (resumed,
-its limit raised). When a transaction that did any of these commits:
+its limit raised), a deployment's concurrency limit changed. When a transaction that did any of these commits:
 
 * this process's waiters are woken (`RunNotifier.changed`);
 * on PostgreSQL, a NOTIFY on `dialect.WORK_CHANNEL` is sent in the transaction
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 
 from skyrun.schemas.states import StateType
 from skyrun.server.db import dialect
-from skyrun.server.db.models import FlowRun, WorkPool, WorkQueue
+from skyrun.server.db.models import Deployment, FlowRun, WorkPool, WorkQueue
 from skyrun.server.notify import RunNotifier
 
 _ACTIVE = frozenset({StateType.PENDING.value, StateType.RUNNING.value, StateType.CANCELLING.value})
@@ -70,6 +70,11 @@ def _claimable_work_changed(session: Session) -> bool:
             return True
     for obj in session.dirty:
         if isinstance(obj, WorkPool | WorkQueue) and session.is_modified(obj):
+            return True
+        if (
+            isinstance(obj, Deployment)
+            and sa.inspect(obj).attrs.concurrency_limit.history.has_changes()
+        ):
             return True
         if isinstance(obj, FlowRun):
             history = sa.inspect(obj).attrs.state_type.history
