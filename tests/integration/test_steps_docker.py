@@ -233,3 +233,15 @@ def test_buildah_default_isolation_failing_in_a_container_says_how_to_fix_it(
     else:
         buildah("rmi", "localhost/isolation:1", check=False)
         pytest.skip("Buildah's default isolation works on this machine")
+
+
+def test_a_bad_skyrunignore_line_stops_an_auto_build_before_the_builder_runs(
+    tmp_path: Path, image_tools: None
+) -> None:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    (tmp_path / ".skyrunignore").write_text("*.pyc\n!\n")
+    with pytest.raises(StepError, match=r"\.skyrunignore:2: '!' is not a gitignore pattern"):
+        build_docker_image(
+            "localhost/bad-ignore", tag="1", dockerfile="auto", builder="buildah", path=str(tmp_path)
+        )
+    assert buildah("inspect", "--type", "image", "localhost/bad-ignore:1", check=False).returncode != 0
