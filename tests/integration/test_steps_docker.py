@@ -242,6 +242,12 @@ def test_a_bad_skyrunignore_line_stops_an_auto_build_before_the_builder_runs(
     (tmp_path / ".skyrunignore").write_text("*.pyc\n!\n")
     with pytest.raises(StepError, match=r"\.skyrunignore:2: '!' is not a gitignore pattern"):
         build_docker_image(
-            "localhost/bad-ignore", tag="1", dockerfile="auto", builder="buildah", path=str(tmp_path)
+            "localhost/bad-ignore",
+            tag="1",
+            dockerfile="auto",
+            builder="buildah",
+            path=str(tmp_path),
         )
-    assert buildah("inspect", "--type", "image", "localhost/bad-ignore:1", check=False).returncode != 0
+    assert (
+        buildah("inspect", "--type", "image", "localhost/bad-ignore:1", check=False).returncode != 0
+    )
