@@ -53,6 +53,14 @@ def image_reference(image_name: str, tag: str | None) -> tuple[str, str]:
                 f"image_name {image_name!r} has tag {embedded!r} and `tag` is {tag!r}; give one"
             )
         tag = embedded
+    host, _, repository = name.partition("/")
+    if registry_of(name) == "docker.io":
+        repository = name  # no host in front: all of it is the repository
+    if repository != repository.lower():
+        raise StepError(
+            f"image_name {image_name!r}: a repository name is lowercase "
+            f"(e.g. {(host + '/' if repository != name else '') + repository.lower()!r})"
+        )
     tag = default_tag() if tag is None or str(tag) == "" else str(tag)
     if len(tag) > 128 or tag[0] in ".-" or not set(tag) <= TAG_CHARACTERS:
         raise StepError(
