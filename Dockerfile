@@ -27,12 +27,16 @@ FROM ${BASE_IMAGE}
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_TRUSTED_HOST
+# PIP_USER=0: pip run by the worker (below) must not fall back to a second copy of skyrun
+# in ~/.local because site-packages belongs to root; with nothing to install it writes nothing.
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_USER=0 \
     HOME=/home/skyrun
 # The wheel stays in the image: skyrun records it as where it was installed from, and
-# `--install-policy always` installs the worker type's extra from that same wheel (a no-op
-# here, since the gcp extra is installed now) instead of asking the index for another build.
+# `--install-policy always` installs the worker type's extra from that same wheel, which
+# pip finds already installed (the gcp extra is installed now), instead of asking the
+# index for another build.
 COPY --from=wheel /dist/ /opt/skyrun/dist/
 RUN set -e; \
     wheel="$(echo /opt/skyrun/dist/skyrun-*.whl)"; \
