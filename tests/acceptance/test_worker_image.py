@@ -109,6 +109,11 @@ class ImageWorker:
             worker.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
 
+    def run(self, *command: str) -> str:
+        """Run `command` in the same container (after the worker), its output."""
+        result = buildah("run", self.container, "--", *command)
+        return result.stdout
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -149,6 +154,10 @@ def run_worker_until_online(
         assert worker.sigterm_worker() == 0, worker.output()
         assert "Stopping (SIGTERM)" in worker.output()
         assert "Traceback" not in worker.output()
+        # `--install-policy always` left the image's skyrun the one that runs: pip, run as
+        # the image's non-root user, made no second copy under ~/.local.
+        where = worker.run("python", "-c", "import skyrun; print(skyrun.__file__)")
+        assert where.startswith("/usr/local/lib/"), where
     finally:
         worker.close()
 
