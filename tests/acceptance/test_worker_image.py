@@ -3,7 +3,7 @@ way a Cloud Run service does: with $PORT set, the health check answers 200 on it
 server lists the worker ONLINE, and SIGTERM (what Cloud Run sends to stop an instance)
 stops it cleanly.
 
-One build per session (~50 s here): from the session's Debian base image (tests/images.py;
+One build per module (about a minute here): from the session's Debian base image (tests/images.py;
 no Docker Hub here) passed as BASE_IMAGE, with this machine's package index passed through
 as the auto Dockerfile's builds get it. `buildah run` shares the host's network, so the
 worker inside reaches the server on 127.0.0.1. Run twice: with the guide's
