@@ -126,7 +126,9 @@ def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, 
     deployment = client.read_deployment(run.deployment_id)
     try:
         if deployment.pull_steps:
-            references = References(env=os.environ, variables=client.variable_value)
+            references = References(
+                env=os.environ, variables=client.variable_value, blocks=client.block_value
+            )
             run_steps(deployment.pull_steps, references=references)
         elif deployment.path and os.path.isdir(deployment.path):
             os.chdir(deployment.path)

@@ -119,6 +119,7 @@ class RunLauncher:
             flow_run.job_variables,
             env=os.environ,
             skyrun_variables=self.client.variable_value,
+            blocks=self.client.block_value,
         )
 
     def _record_infrastructure(self, flow_run_id: uuid.UUID, infrastructure_id: str) -> None:
