@@ -103,6 +103,6 @@ class BlockDataError(ValueError):
         super().__init__(
             f"invalid {block.block_type} block: "
             + "; ".join(
-                f"{field} {message}" if field else message for field, message in self.problems
+                f"{field}: {message}" if field else message for field, message in self.problems
             )
         )

@@ -191,6 +191,7 @@ async def update_block(
     secret = block.secret_fields()
     kept = {key for key, value in changes.items() if key in secret and value == MASK}
     merged = {**_decrypt(record, box), **{k: v for k, v in changes.items() if k not in kept}}
+    merged = {key: value for key, value in merged.items() if value is not None}
     stored = _encrypt(block, _checked(block, merged), box)
     for key in kept:
         # The token as it was: the value is unchanged, so it is not encrypted again.

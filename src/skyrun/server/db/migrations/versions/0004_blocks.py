@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("created", skyrun.server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated", skyrun.server.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocks")),
-        sa.UniqueConstraint("block_type", "name", name=op.f("uq_blocks__block_type__name")),
+        sa.UniqueConstraint("block_type", "name", name=op.f("uq_blocks__block_type_name")),
     )
     # Admin keys could do everything; `secrets` (reading block secrets) comes with admin.
     op.execute(
