@@ -47,7 +47,9 @@ async def blocks_api(block_settings: Settings, api_for: ApiFor) -> AsyncIterator
 
 
 async def create(api: httpx.AsyncClient, block_type: str, name: str, data: Any) -> httpx.Response:
-    return await api.post("/api/blocks", json={"block_type": block_type, "name": name, "data": data})
+    return await api.post(
+        "/api/blocks", json={"block_type": block_type, "name": name, "data": data}
+    )
 
 
 async def raw_data(database_url: str) -> dict[str, Any]:

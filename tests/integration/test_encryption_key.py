@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from processes import SKYRUN, clean_env
 
+from processes import SKYRUN, clean_env
 from skyrun.server.app import create_app
 from skyrun.server.encryption import EncryptionKeyMissing, key_file_key
 from skyrun.settings import Settings, SettingsError
@@ -49,7 +49,9 @@ async def test_the_app_refuses_postgresql_without_the_key_before_serving(
             pass
 
 
-def test_a_bad_key_setting_names_itself(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_key_setting_names_itself(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SKYRUN_ENCRYPTION_KEY", "not-a-key")
     with pytest.raises(SettingsError) as caught:
         Settings(home=settings.home)

@@ -30,7 +30,7 @@ def test_field_errors_name_the_problem(tmp_path: Path) -> None:
         parse_fields(["projct=p"], "gcp-credentials", SCHEMA)
     with pytest.raises(FieldError, match="--field takes KEY=VALUE, not 'project'"):
         parse_fields(["project"], "gcp-credentials", SCHEMA)
-    with pytest.raises(FieldError, match="cannot read .*missing.json"):
+    with pytest.raises(FieldError, match=r"cannot read .*missing\.json"):
         parse_fields([f"service_account_info=@{tmp_path}/missing.json"], "x", SCHEMA)
 
 

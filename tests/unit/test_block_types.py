@@ -79,23 +79,25 @@ def test_a_missing_key_field_is_named(missing: str) -> None:
 
 
 def test_bad_keys_say_what_is_wrong() -> None:
-    (field, message), = problems({"service_account_info": "{not json"})
+    ((field, message),) = problems({"service_account_info": "{not json"})
     assert field == "service_account_info"
     assert message.startswith("is not valid JSON (")
-    (_, message), = problems({"service_account_info": service_account_key(type="authorized_user")})
+    ((_, message),) = problems(
+        {"service_account_info": service_account_key(type="authorized_user")}
+    )
     assert "has type 'authorized_user', not 'service_account'" in message
-    (_, message), = problems({"service_account_info": "[1]"})
+    ((_, message),) = problems({"service_account_info": "[1]"})
     assert message == "must be a service account key: a JSON object"
 
 
 def test_unknown_fields_and_both_sources_are_refused() -> None:
-    (field, message), = problems({"projet": "p"})
+    ((field, message),) = problems({"projet": "p"})
     assert field == "projet"
     assert message == (
         "unknown field; the fields of gcp-credentials are: project, service_account_info, "
         "service_account_file"
     )
-    (field, message), = problems(
+    ((field, message),) = problems(
         {"service_account_info": service_account_key(), "service_account_file": "/k.json"}
     )
     assert (field, message) == ("", "give service_account_info or service_account_file, not both")
