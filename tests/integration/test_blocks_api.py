@@ -147,7 +147,7 @@ async def test_data_is_validated_against_the_type(blocks_api: httpx.AsyncClient)
     assert refused.status_code == 422
     [problem] = refused.json()["detail"]
     assert problem["loc"] == ["body", "data", "service_account_info"]
-    assert "is missing the field 'token_uri' of a service account key" in problem["msg"]
+    assert problem["msg"] == "is missing the field 'token_uri' of a service account key"
 
     unknown = await create(blocks_api, "gcp-credentials", "c", {"projct": "p"})
     assert unknown.json()["detail"][0]["loc"] == ["body", "data", "projct"]
@@ -164,7 +164,11 @@ async def test_data_is_validated_against_the_type(blocks_api: httpx.AsyncClient)
     await create(blocks_api, "secret", "s", {"value": "x"})
     patched = await blocks_api.patch("/api/blocks/secret/s", json={"data": {"value": None}})
     assert patched.status_code == 422
-    assert "value: is required" in patched.json()["detail"][0]["msg"]
+    assert patched.json()["detail"][0] | {"type": None} == {
+        "loc": ["body", "data", "value"],
+        "msg": "is required",
+        "type": None,
+    }
     missing_block = await blocks_api.patch("/api/blocks/secret/nope", json={"data": {}})
     assert missing_block.status_code == 404
 

@@ -78,7 +78,6 @@ def _show(block: BlockDocument, output: str) -> None:
             (key, value if isinstance(value, str) else json.dumps(value))
             for key, value in block.data.items()
         ],
-        caption=f"updated {block.updated:%Y-%m-%d %H:%M:%S} UTC",
     )
 
 

@@ -39,9 +39,12 @@ def _checked(block: type[Block], data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return block.validate_data(data)
     except BlockDataError as exc:
-        field = exc.problems[0][0] if exc.problems else ""
-        loc: tuple[str | int, ...] = ("body", "data", field) if field else ("body", "data")
-        raise Invalid(str(exc), loc=loc) from None
+        # The first problem's field is the error's location (shown before the message);
+        # any others name their own.
+        (first, message), *others = exc.problems or [("", str(exc))]
+        text = "; ".join([message, *(f"{f}: {m}" if f else m for f, m in others)])
+        loc: tuple[str | int, ...] = ("body", "data", first) if first else ("body", "data")
+        raise Invalid(text, loc=loc) from None
 
 
 def _encrypt(block: type[Block], data: dict[str, Any], box: SecretBox) -> dict[str, Any]:
