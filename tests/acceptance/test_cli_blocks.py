@@ -14,6 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from processes import SKYRUN, ServerProcess, clean_env
 
 SUBPROCESS_TIMEOUT = 120  # a guard against a hang, not a timing assertion

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from processes import ServerProcess
 from skyrun.client.client import SkyrunClient
 from skyrun.deploy.project import parse_project
 from skyrun.deploy.runner import DeployError, Overrides, deploy_project
 from skyrun.jobs.templates import JobTemplateError, prepare_job
+from skyrun.schemas.api_keys import ApiKeyScope
+from skyrun.schemas.deployments import DeploymentCreate
 from skyrun.schemas.states import StateType
 from skyrun.sdk.execute import execute_flow_run
 from skyrun.settings import Settings
@@ -149,3 +152,36 @@ def test_a_project_file_deploys_with_blocks_and_pull_steps_read_them_at_run_time
             )
     finally:
         os.chdir(cwd)
+
+
+def test_a_pull_step_whose_key_cannot_read_secrets_fails_the_run_saying_why(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "server"
+    local = SkyrunClient(Settings(home=home))
+    try:
+        writer = local.create_api_key("flow", ApiKeyScope.WRITE).key
+        local.create_block("secret", "token", {"value": "s3cr3t"})
+    finally:
+        local.close()
+    server = ServerProcess(home, SKYRUN_SERVER_AUTH_ENABLED="true")
+    remote = SkyrunClient(Settings(home=tmp_path, api_url=server.api_url, api_key=writer))
+    cwd = os.getcwd()
+    try:
+        step = {"run_shell_script": {"script": "echo {{ skyrun.blocks.secret.token.value }}"}}
+        deployment = remote.upsert_deployment(
+            DeploymentCreate(
+                flow_name="show", name="d", entrypoint="flows.py:show", pull_steps=[step]
+            )
+        )
+        run = remote.create_deployment_run(deployment.id)
+        assert execute_flow_run(run.id, remote) == 1
+        state = remote.read_flow_run(run.id).state
+        assert state is not None and state.type is StateType.FAILED
+        assert state.message is not None
+        assert state.message.startswith("pull step failed: cannot read what it names: API key")
+        assert "needs 'secrets'" in state.message
+    finally:
+        os.chdir(cwd)
+        remote.close()
+        server.stop()

@@ -6,6 +6,8 @@ Reading a block with `include_secrets=true` needs the API-key scope `secrets`
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request, Response
 
 from skyrun.blocks.base import Block
@@ -24,6 +26,14 @@ from skyrun.server.encryption import SecretBox
 from skyrun.server.errors import Invalid, NotFound
 
 router = APIRouter(tags=["blocks"], route_class=ApiRoute)
+
+# Reading secrets can meet a key that did not encrypt them: documented for the GET too.
+_UNDECRYPTABLE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "A stored secret cannot be decrypted with this server's key",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
 
 
 def _describe(block: type[Block]) -> BlockType:
@@ -83,7 +93,7 @@ async def list_blocks(
     return Page[BlockDocument](items=items, count=count, limit=limit, offset=offset)
 
 
-@router.get("/blocks/{block_type}/{name}", response_model=BlockDocument)
+@router.get("/blocks/{block_type}/{name}", response_model=BlockDocument, responses=_UNDECRYPTABLE)
 async def read_block(
     request: Request,
     block_type: str,
