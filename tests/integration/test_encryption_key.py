@@ -8,6 +8,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
@@ -81,3 +82,17 @@ def test_processes_racing_to_make_the_key_file_share_one_key(tmp_path: Path) -> 
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert [p.name for p in home.iterdir()] == ["encryption.key"]  # no temporary file left
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_an_embedded_process_on_postgresql_without_the_key_is_told_why(
+    api: httpx.AsyncClient,
+) -> None:
+    # The embedded app runs no lifespan check; the first secret says what is missing.
+    made = await api.post(
+        "/api/blocks", json={"block_type": "secret", "name": "s", "data": {"value": "x"}}
+    )
+    assert made.status_code == 409
+    assert made.json()["detail"].startswith("SKYRUN_ENCRYPTION_KEY is not set")
+    assert (await api.get("/api/blocks")).json()["count"] == 0
