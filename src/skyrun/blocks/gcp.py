@@ -36,7 +36,8 @@ def check_service_account_info(value: Any) -> dict[str, Any] | None:
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                "give the service account key file's content"
+                "give the key file's content (on the command line: "
+                "--field service_account_info=@key.json), or its path as service_account_file"
             ) from None
     if not isinstance(value, dict):
         raise ValueError("must be a service account key: a JSON object")
