@@ -82,6 +82,7 @@ def test_bad_keys_say_what_is_wrong() -> None:
     ((field, message),) = problems({"service_account_info": "{not json"})
     assert field == "service_account_info"
     assert message.startswith("is not valid JSON (")
+    assert "--field service_account_info=@key.json" in message
     ((_, message),) = problems(
         {"service_account_info": service_account_key(type="authorized_user")}
     )
