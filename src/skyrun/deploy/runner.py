@@ -368,7 +368,9 @@ def deploy_project(
     Raises:
         DeployError: Anything the user must fix; nothing has been registered.
     """
-    references = References(env=os.environ, variables=client.variable_value)
+    references = References(
+        env=os.environ, variables=client.variable_value, blocks=client.block_value
+    )
     with _working_directory(directory):
         planned = [_plan(client, project, spec, overrides) for spec in specs]
         done: dict[str, Outputs] = {}
