@@ -124,6 +124,15 @@ class Emulator:
         calls: dict[str, int] = httpx.get(f"{self.url}/_emulator/calls", timeout=10).json()["calls"]
         return calls
 
+    def wait_operation(self, name: str, seconds: float) -> dict[str, Any]:
+        """operations.wait for at most `seconds`: the Operation JSON."""
+        response = httpx.post(
+            f"{self.url}/v2/{name}:wait", json={"timeout": f"{seconds}s"}, timeout=seconds + 30
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
     def wait_done(self, name: str, timeout: float = 60) -> run_v2.Execution:
         """The execution `name` once it has completed."""
         client = self.executions()

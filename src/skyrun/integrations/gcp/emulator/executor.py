@@ -346,5 +346,5 @@ class Executor:
             error = {"code": 10 if run.cancelled.is_set() else 9, "message": completed.message}
         for operation in self.store.operations.values():
             if operation.resource_name == execution.name and not operation.done:
-                operation.finish(error)
+                operation.finish(error if operation.reports_failure else None)
         self.changed()

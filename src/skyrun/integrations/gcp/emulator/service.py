@@ -210,6 +210,7 @@ class Service:
         operation = self.store.new_operation(
             name.rpartition("/jobs/")[0], "Execution", execution.name
         )
+        operation.reports_failure = True
         self.store.save()
         return self.store.render_operation(operation)
 
