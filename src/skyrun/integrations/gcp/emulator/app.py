@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
@@ -106,7 +107,9 @@ class EmulatorApp:
         if path.startswith("/_emulator/"):
             response = await self._emulator_endpoint(request, path)
         elif self.auth is not None and path == self.auth.token_path and request.method == "POST":
-            status, body = self.auth.grant(dict((await request.form()).items()))  # type: ignore[arg-type]
+            # A urlencoded form, parsed here: Starlette's form parser needs python-multipart.
+            form = dict(parse_qsl((await request.body()).decode()))
+            status, body = self.auth.grant(form)
             response = JSONResponse(body, status_code=status)
         else:
             api_response = await self._api_call(request, path, receive)
