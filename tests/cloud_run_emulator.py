@@ -10,6 +10,7 @@ other options start an `Emulator(...)` yourself (it is a context manager). Fault
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -64,8 +65,8 @@ class Emulator:
         port: where it listens (free when None; given, to restart on it).
         args: more command-line options (e.g. "--execute", "image").
         persist: pass --state-dir work_dir/state.
-        env: its environment (default: this process's); tasks in process mode take
-            PATH, HOME and a few more from it.
+        env: its environment (default: this process's, with this venv's bin first on
+            PATH); tasks in process mode take PATH, HOME and a few more from it.
     """
 
     def __init__(
@@ -85,6 +86,9 @@ class Emulator:
         command = [str(SKYRUN), "cloud-run", "emulator", "--port", str(self.port), *args]
         if persist:
             command += ["--state-dir", str(work_dir / "state")]
+        if env is None:
+            # Tasks take PATH from the emulator: put this venv's `skyrun` and `python` first.
+            env = {**os.environ, "PATH": f"{SKYRUN.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )

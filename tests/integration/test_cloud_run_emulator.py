@@ -7,6 +7,7 @@ see each other's jobs.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ from google.api_core import exceptions
 from google.cloud import run_v2
 
 from cloud_run_emulator import REGION, Emulator, cloud_run_emulator, python_job
+from processes import SKYRUN
 
 __all__ = ["cloud_run_emulator"]
 
@@ -235,3 +237,20 @@ def test_jobs_survive_a_restart_with_a_state_dir(tmp_path: Path) -> None:
     with Emulator(tmp_path, port=port, persist=True) as emulator:
         job = emulator.jobs().get_job(name=f"projects/keep/locations/{REGION}/jobs/kept")
         assert job.template.template.containers[0].command[0] == sys.executable
+
+
+def test_the_command_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
+    for options, message in (
+        (["--execute", "docker"], "--execute is process or image, not 'docker'"),
+        (["--service-account-key", str(tmp_path / "nope.json")], "no such file"),
+        (["--secret", "novalue"], "--secret takes NAME=VALUE"),
+    ):
+        result = subprocess.run(
+            [str(SKYRUN), "cloud-run", "emulator", "--port", "0", *options],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
