@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from images import BASE_IMAGE, Registry, base_image, buildah, image_registry, image_tools
 from project_support import TEMPERATURE, skyrun, weather_service, write_weather_project
 from worker_support import ServerProcess
+
+from images import BASE_IMAGE, Registry, base_image, buildah, image_registry, image_tools
 
 __all__ = ["base_image", "image_registry", "image_tools"]  # fixtures, used by name
 

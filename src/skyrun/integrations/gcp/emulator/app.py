@@ -27,8 +27,9 @@ from skyrun.integrations.gcp.emulator.auth import ServiceAccountAuth
 from skyrun.integrations.gcp.emulator.config import EmulatorConfig
 from skyrun.integrations.gcp.emulator.executor import Executor
 from skyrun.integrations.gcp.emulator.faults import FaultBook, parse_fault
-from skyrun.integrations.gcp.emulator.service import Service, invalid
+from skyrun.integrations.gcp.emulator.service import Service
 from skyrun.integrations.gcp.emulator.state import ApiError, Store, message_json
+from skyrun.integrations.gcp.emulator.templates import invalid
 
 PARENT = r"/v2/(?P<parent>projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+))"
 JOB = PARENT + r"/jobs/(?P<job>[^/:]+)"
