@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 from google.api_core import exceptions
 from google.cloud import run_v2
 
@@ -187,3 +188,59 @@ def test_deleting_a_job_stops_its_running_execution(
     jobs.delete_job(name=created.name).result(timeout=60)
     pid = int((tmp_path / "pid").read_text())
     wait_for(lambda: not _alive(pid), 15, "the task to be killed")
+
+
+def test_a_run_token_job_is_ready_once_its_execution_completed(
+    cloud_run_emulator: Emulator, tmp_path: Path
+) -> None:
+    jobs = cloud_run_emulator.jobs()
+    where = f"projects/run-token-{uuid.uuid4().hex[:8]}/locations/{REGION}"
+    gate = tmp_path / "go"
+    code = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+    job = python_job(code)
+    job.run_execution_token = "t1"
+    created = jobs.create_job(parent=where, job_id="gated", job=job).result(timeout=30)
+    assert created.terminal_condition.state == State.CONDITION_RECONCILING
+    gate.touch()
+    cloud_run_emulator.wait_done(f"{created.name}/executions/gated-t1")
+    ready = jobs.get_job(name=created.name).terminal_condition
+    assert (ready.type_, ready.state) == ("Ready", State.CONDITION_SUCCEEDED)
+
+
+def test_secret_references_and_a_stopping_emulator(tmp_path: Path) -> None:
+    sleeper = "import os, time; open(os.environ['OUT'] + '/pid', 'w').write(os.environ['KEY']); time.sleep(600)"
+    with Emulator(tmp_path / "emulator", "--secret", "api-key=s3cret", persist=True) as emulator:
+        port = emulator.port
+        jobs = emulator.jobs()
+        where = f"projects/secrets/locations/{REGION}"
+        secret_env = {
+            "name": "KEY",
+            "value_source": {
+                "secret_key_ref": {"secret": "projects/p/secrets/api-key", "version": "latest"}
+            },
+        }
+        job = python_job(sleeper, container={"env": [*env_of(tmp_path), secret_env]})
+        created = jobs.create_job(parent=where, job_id="secret", job=job).result(timeout=30)
+        operation = jobs.run_job(name=created.name)
+        wait_for(
+            lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), 30, "the task"
+        )
+        assert (tmp_path / "pid").read_text() == "s3cret"
+
+        unknown = python_job(
+            "pass",
+            container={
+                "env": [{**secret_env, "value_source": {"secret_key_ref": {"secret": "nope"}}}]
+            },
+        )
+        other = jobs.create_job(parent=where, job_id="no-secret", job=unknown).result(timeout=30)
+        with pytest.raises(exceptions.FailedPrecondition, match="Secret 'nope' was not found"):
+            jobs.run_job(name=other.name).result(timeout=30)
+        task_pids = [p.pid for p in psutil.Process(emulator.process.pid).children(recursive=True)]
+        assert task_pids
+    # Stopping the emulator killed the task; restarted, the execution reads as failed.
+    wait_for(lambda: not any(_alive(pid) for pid in task_pids), 15, "the task to go")
+    with Emulator(tmp_path / "emulator", port=port, persist=True) as emulator:
+        execution = emulator.executions().get_execution(name=operation.metadata.name)
+        assert execution.completion_time
+        assert completed(execution).state == State.CONDITION_FAILED
