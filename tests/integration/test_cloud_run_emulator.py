@@ -244,6 +244,7 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
         (["--execute", "docker"], "--execute is process or image, not 'docker'"),
         (["--service-account-key", str(tmp_path / "nope.json")], "no such file"),
         (["--secret", "novalue"], "--secret takes NAME=VALUE"),
+        (["--host", "0.0.0.0"], "refusing to listen on 0.0.0.0 without --service-account-key"),
     ):
         result = subprocess.run(
             [str(SKYRUN), "cloud-run", "emulator", "--port", "0", *options],
