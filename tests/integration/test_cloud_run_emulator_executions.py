@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from google.api import launch_stage_pb2
 from google.api_core import exceptions
 from google.cloud import run_v2
 
@@ -244,3 +245,23 @@ def test_secret_references_and_a_stopping_emulator(tmp_path: Path) -> None:
         execution = emulator.executions().get_execution(name=operation.metadata.name)
         assert execution.completion_time
         assert completed(execution).state == State.CONDITION_FAILED
+
+
+def test_a_finished_execution_can_be_deleted_and_its_job_stays(
+    cloud_run_emulator: Emulator,
+) -> None:
+    jobs, executions = cloud_run_emulator.jobs(), cloud_run_emulator.executions()
+    where = f"projects/exec-delete-{uuid.uuid4().hex[:8]}/locations/{REGION}"
+    created = jobs.create_job(parent=where, job_id="keep", job=python_job("pass")).result(
+        timeout=30
+    )
+    assert created.launch_stage == launch_stage_pb2.LaunchStage.GA  # Google's default
+    first = jobs.run_job(name=created.name).result(timeout=60)
+    second = jobs.run_job(name=created.name).result(timeout=60)
+    deleted = executions.delete_execution(name=first.name).result(timeout=30)
+    assert deleted.name == first.name
+    with pytest.raises(exceptions.NotFound):
+        executions.get_execution(name=first.name)
+    remaining = list(executions.list_executions(parent=created.name))
+    assert [e.name for e in remaining] == [second.name]
+    assert completed(remaining[0]).state == State.CONDITION_SUCCEEDED

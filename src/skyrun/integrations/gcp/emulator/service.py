@@ -11,6 +11,7 @@ import secrets
 import uuid
 from typing import Any
 
+from google.api import launch_stage_pb2
 from google.cloud import run_v2
 
 from skyrun.integrations.gcp.emulator.conditions import condition, set_condition
@@ -35,6 +36,7 @@ from skyrun.integrations.gcp.emulator.templates import (
 )
 
 Ready = run_v2.Condition.State
+LaunchStage = launch_stage_pb2.LaunchStage
 
 
 class Service:
@@ -96,6 +98,8 @@ class Service:
         job.etag = new_etag()
         if not job.template.task_count:
             job.template.task_count = 1
+        if not job.launch_stage:
+            job.launch_stage = LaunchStage.GA
         checking_image = self.config.execute == "image"
         state = (
             Ready.CONDITION_RECONCILING if token or checking_image else Ready.CONDITION_SUCCEEDED
