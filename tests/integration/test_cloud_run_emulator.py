@@ -19,6 +19,7 @@ from google.cloud import run_v2
 
 from cloud_run_emulator import REGION, Emulator, cloud_run_emulator, python_job
 from processes import SKYRUN
+from skyrun.integrations.gcp.emulator.config import PASS_THROUGH_ENV
 
 __all__ = ["cloud_run_emulator"]
 
@@ -52,6 +53,9 @@ def test_a_start_token_starts_one_execution_exactly_once(
     assert jobs.get_job(name=created.name).execution_count == 1
     cloud_run_emulator.wait_done(listed[0].name)
     assert [p.name for p in tmp_path.iterdir()] == ["0.json"]
+    # Without a workingDir, each attempt starts in a fresh directory of its own.
+    cwd = Path(json.loads((tmp_path / "0.json").read_text())["cwd"])
+    assert cwd.is_dir() and not any(cwd.iterdir()) and cwd != Path.cwd()
     assert jobs.get_job(name=created.name).terminal_condition.state == (
         run_v2.Condition.State.CONDITION_SUCCEEDED
     )
@@ -66,6 +70,7 @@ def test_run_with_overrides_sets_args_env_task_count_and_cloud_run_variables(
         container={
             "args": ["from-job"],
             "env": [{"name": "OUT", "value": str(tmp_path)}, {"name": "KEPT", "value": "job"}],
+            "working_dir": str(tmp_path),
         },
     )
     created = jobs.create_job(parent=parent(), job_id="overrides", job=job).result(timeout=30)
@@ -95,18 +100,11 @@ def test_run_with_overrides_sets_args_env_task_count_and_cloud_run_variables(
         assert env["CLOUD_RUN_EXECUTION"] == execution_name.rsplit("/", 1)[-1]
         assert (env["CLOUD_RUN_TASK_INDEX"], env["CLOUD_RUN_TASK_ATTEMPT"]) == (str(index), "0")
         assert env["CLOUD_RUN_TASK_COUNT"] == "2"
-        # Only the container's env and what a container has: no test settings leak in.
-        assert set(env) - {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE"} <= {
-            "OUT",
-            "KEPT",
-            "NEW",
-            "CLOUD_RUN_JOB",
-            "CLOUD_RUN_EXECUTION",
-            "CLOUD_RUN_TASK_INDEX",
-            "CLOUD_RUN_TASK_ATTEMPT",
-            "CLOUD_RUN_TASK_COUNT",
-            "LC_CTYPE",
-        }
+        # Only the container's env, Cloud Run's variables and what any container has
+        # (LC_CTYPE: Python's own locale coercion): nothing else of the host leaks in.
+        expected = {"OUT", "KEPT", "NEW", "LC_CTYPE", *PASS_THROUGH_ENV}
+        assert {name for name in env if not name.startswith("CLOUD_RUN_")} <= expected
+        assert run["cwd"] == str(tmp_path)  # the container's workingDir
     # clearArgs drops the job's args.
     cleared = jobs.run_job(
         request={
