@@ -53,9 +53,9 @@ def test_a_start_token_starts_one_execution_exactly_once(
     assert jobs.get_job(name=created.name).execution_count == 1
     cloud_run_emulator.wait_done(listed[0].name)
     assert [p.name for p in tmp_path.iterdir()] == ["0.json"]
-    # Without a workingDir, each attempt starts in a fresh directory of its own.
+    # Without a workingDir, each attempt starts in a scratch directory, removed after it.
     cwd = Path(json.loads((tmp_path / "0.json").read_text())["cwd"])
-    assert cwd.is_dir() and not any(cwd.iterdir()) and cwd != Path.cwd()
+    assert cwd.parent.parent.name == "tasks" and not cwd.exists()
     assert jobs.get_job(name=created.name).terminal_condition.state == (
         run_v2.Condition.State.CONDITION_SUCCEEDED
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -253,13 +254,15 @@ class Executor:
         log_dir = self.log_dir(execution.name)
         log_dir.mkdir(parents=True, exist_ok=True)
         working_dir: Path | str = container.working_dir
+        scratch: Path | None = None
         if not working_dir and self.config.execute == "process":
-            # A fresh directory per attempt, as a fresh container starts from its image.
-            working_dir = self.config.work_dir / "tasks" / log_dir.name / f"{index}-{attempt}"
-            working_dir.mkdir(parents=True, exist_ok=True)
+            # A fresh directory per attempt, gone afterwards, as a container's filesystem is.
+            scratch = self.config.work_dir / "tasks" / log_dir.name / f"{index}-{attempt}"
+            scratch.mkdir(parents=True, exist_ok=True)
+            working_dir = scratch
         timeout = template.timeout.total_seconds() if template.timeout else DEFAULT_TIMEOUT_SECONDS
-        with (log_dir / f"task-{index}-attempt-{attempt}.log").open("ab") as log:
-            try:
+        try:
+            with (log_dir / f"task-{index}-attempt-{attempt}.log").open("ab") as log:
                 async with self.runner.spawn(prepared, env, working_dir, log) as process:
                     run.processes.add(process)
                     try:
@@ -270,8 +273,11 @@ class Executor:
                         return TIMEOUT_MESSAGE
                     finally:
                         run.processes.discard(process)
-            except TaskSetupError as exc:
-                return exc.message
+        except TaskSetupError as exc:
+            return exc.message
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         if code == 0:
             return None
         if code < 0:
