@@ -92,14 +92,16 @@ def test_a_jwt_signed_by_another_key_is_refused(
     assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
 
 
-def project() -> str:
-    return f"projects/faults-{uuid.uuid4().hex[:8]}/locations/{REGION}"
+def project() -> tuple[str, str]:
+    """A fresh project id and its parent: the faults posted for it meet only its calls."""
+    project_id = f"faults-{uuid.uuid4().hex[:8]}"
+    return project_id, f"projects/{project_id}/locations/{REGION}"
 
 
 def test_status_faults_answer_the_next_calls_then_stop(cloud_run_emulator: Emulator) -> None:
-    jobs, where = cloud_run_emulator.jobs(), project()
-    cloud_run_emulator.fault(method="jobs.create", count=2, status=429)
-    cloud_run_emulator.fault(method="jobs.create", status=503)
+    jobs, (project_id, where) = cloud_run_emulator.jobs(), project()
+    cloud_run_emulator.fault(method="jobs.create", count=2, status=429, project=project_id)
+    cloud_run_emulator.fault(method="jobs.create", status=503, project=project_id)
     before = cloud_run_emulator.calls().get("jobs.create", 0)
     for error in (
         exceptions.TooManyRequests,
@@ -116,8 +118,8 @@ def test_status_faults_answer_the_next_calls_then_stop(cloud_run_emulator: Emula
 def test_a_dropped_reply_after_the_create_leaves_the_job_created(
     cloud_run_emulator: Emulator,
 ) -> None:
-    jobs, where = cloud_run_emulator.jobs(), project()
-    cloud_run_emulator.fault(method="jobs.create", drop=True)
+    jobs, (project_id, where) = cloud_run_emulator.jobs(), project()
+    cloud_run_emulator.fault(method="jobs.create", drop=True, project=project_id)
     job = python_job("pass")
     job.start_execution_token = "once"
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -129,8 +131,8 @@ def test_a_dropped_reply_after_the_create_leaves_the_job_created(
 
 
 def test_a_drop_before_handling_does_nothing(cloud_run_emulator: Emulator) -> None:
-    jobs, where = cloud_run_emulator.jobs(), project()
-    cloud_run_emulator.fault(method="jobs.create", drop="before")
+    jobs, (project_id, where) = cloud_run_emulator.jobs(), project()
+    cloud_run_emulator.fault(method="jobs.create", drop="before", project=project_id)
     with pytest.raises(requests.exceptions.ConnectionError):
         jobs.create_job(parent=where, job_id="never", job=python_job("pass"), retry=None)
     with pytest.raises(exceptions.NotFound):

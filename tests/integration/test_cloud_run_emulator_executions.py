@@ -155,9 +155,9 @@ def _alive(pid: int) -> bool:
 def test_a_never_starting_container_stays_pending_until_cancelled(
     cloud_run_emulator: Emulator, tmp_path: Path
 ) -> None:
-    cloud_run_emulator.fault(never_start=True)
     jobs, executions = cloud_run_emulator.jobs(), cloud_run_emulator.executions()
     where = f"projects/pending-{uuid.uuid4().hex[:8]}/locations/{REGION}"
+    cloud_run_emulator.fault(never_start=True, project=where.split("/")[1])
     job = python_job(
         "import os; open(os.environ['OUT'] + '/ran', 'w')", container={"env": env_of(tmp_path)}
     )

@@ -63,3 +63,16 @@ def test_faults_apply_in_the_order_posted_and_count_down() -> None:
     assert seen == [(None, "after"), (429, None), (429, None), None]
     assert book.calls == {"jobs.get": 1, "jobs.create": 3}
     assert book.never_start() and not book.never_start()
+
+
+def test_a_fault_with_a_project_meets_only_that_projects_calls() -> None:
+    book = FaultBook()
+    book.add(parse_fault({"method": "jobs.create", "status": 503, "project": "mine"}))
+    book.add(parse_fault({"never_start": True, "project": "mine"}))
+    assert book.on_call("jobs.create", "theirs") is None
+    assert not book.never_start("theirs")
+    fault = book.on_call("jobs.create", "mine")
+    assert fault is not None and fault.status == 503
+    assert book.never_start("mine")
+    with pytest.raises(ValueError, match="project"):
+        parse_fault({"method": "jobs.get", "status": 500, "project": 3})

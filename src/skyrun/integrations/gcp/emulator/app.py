@@ -145,7 +145,7 @@ class EmulatorApp:
     async def _api_call(self, request: Request, path: str, receive: Receive) -> Response | None:
         try:
             method, handler, params = self._route(request.method, path)
-            fault = self.faults.on_call(method)
+            fault = self.faults.on_call(method, params.get("project"))
             if fault is not None and fault.status is not None:
                 raise fault.error()
             if fault is not None and fault.drop == "before":

@@ -231,7 +231,8 @@ class Service:
             # A job whose image is missing: its executions fail at once, as Google's do.
             self.executor.fail(execution, job.terminal_condition.message)
         else:
-            self.executor.start(execution, never_start=self.faults.never_start())
+            project = job.name.split("/")[1]
+            self.executor.start(execution, never_start=self.faults.never_start(project))
         return execution
 
     async def cancel_execution(self, name: str) -> Any:
