@@ -27,8 +27,10 @@ from skyrun.integrations.gcp.api import CloudRunApi, is_transient
 from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
 from skyrun.integrations.gcp.executions import execution_outcome, job_start_failure
 from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN, build_job, job_id_for
+from skyrun.integrations.gcp.sweep import running_executions, sweep_finished_jobs
 from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun
+from skyrun.schemas.work_pools import WorkPool
 from skyrun.workers.base import BaseWorker, InfrastructureError, InfrastructureResult
 
 logger = logging.getLogger("skyrun.worker.cloud_run")
@@ -66,6 +68,11 @@ class CloudRunWorker(BaseWorker):
         self._submitted: dict[str, Submitted] = {}
         self._pool_ids: dict[str, uuid.UUID] = {}
         self._warned_pools: set[str] = set()
+        # Executions found running at start, until the loop watches them again.
+        self._found: dict[str, Submitted] = {}
+        # Where this worker's jobs live: (api, parent) pairs the sweep visits.
+        self._locations: dict[str, CloudRunApi] = {}
+        self._pool: WorkPool | None = None
 
     # -- clients -------------------------------------------------------------
     def api_for(self, config: dict[str, Any]) -> tuple[CloudRunApi, str]:
@@ -157,6 +164,8 @@ class CloudRunWorker(BaseWorker):
             ) from exc
         except google_errors.GoogleAPICallError as exc:
             raise InfrastructureError(f"Cloud Run refused job {job_id!r}: {exc}") from exc
+        with self._lock:
+            self._locations.setdefault(parent, api)
         execution_name = self._started_execution(submitted)
         with self._lock:
             self._submitted[execution_name] = submitted
@@ -188,6 +197,8 @@ class CloudRunWorker(BaseWorker):
 
     def _get(self, infrastructure_id: str) -> Submitted:
         with self._lock:
+            if infrastructure_id in self._found:
+                self._submitted[infrastructure_id] = self._found.pop(infrastructure_id)
             submitted = self._submitted.get(infrastructure_id)
         if submitted is None:
             raise InfrastructureError(f"{infrastructure_id} was not started by this worker")
@@ -256,6 +267,68 @@ class CloudRunWorker(BaseWorker):
         except Exception as exc:
             # The sweep deletes it later; the run's outcome does not depend on it.
             logger.warning("Could not delete Cloud Run job %s: %s", submitted.job_name, exc)
+
+    # -- background duties -----------------------------------------------------
+    def start(
+        self, pool: WorkPool, job_configuration: dict[str, Any] | None
+    ) -> dict[uuid.UUID, str]:
+        """Start the sweep; return the executions of the pool's runs still running.
+
+        Both use the pool's default region and credentials (and every region this
+        worker has since submitted to).
+        """
+        self._pool = pool
+        found: dict[uuid.UUID, str] = {}
+        if job_configuration is None:
+            logger.warning(
+                "Work pool %r: its defaults do not render, so no sweep of finished jobs",
+                pool.name,
+            )
+            return found
+        try:
+            api, project = self.api_for(job_configuration)
+        except InfrastructureError as exc:
+            logger.warning("Work pool %r: no sweep of finished jobs: %s", pool.name, exc)
+            return found
+        region = str(job_configuration.get("region") or "us-central1")
+        parent = f"projects/{project}/locations/{region}"
+        with self._lock:
+            self._locations.setdefault(parent, api)
+        try:
+            running = running_executions(api, parent, pool.id)
+        except Exception as exc:
+            logger.warning("Listing the Cloud Run jobs of %s failed: %s", parent, exc)
+            running = {}
+        deadline = time.monotonic() + self.start_timeout
+        with self._lock:
+            for flow_run_id, (job_name, execution, keep_job) in running.items():
+                self._found[execution] = Submitted(api, job_name, flow_run_id, keep_job, deadline)
+                found[flow_run_id] = execution
+        threading.Thread(
+            target=self._sweep_loop, name="skyrun-cloud-run-sweep", daemon=True
+        ).start()
+        return found
+
+    def sweep(self) -> int:
+        """One pass: delete the pool's finished jobs nobody watches; how many were deleted."""
+        if self._pool is None:
+            return 0
+        with self._lock:
+            locations = list(self._locations.items())
+            watched = {submitted.job_name for submitted in self._submitted.values()}
+        deleted = 0
+        for parent, api in locations:
+            try:
+                deleted += sweep_finished_jobs(api, parent, self._pool.id, watched)
+            except Exception as exc:
+                logger.warning("Sweeping the Cloud Run jobs of %s failed: %s", parent, exc)
+        return deleted
+
+    def _sweep_loop(self) -> None:
+        interval = self.client.settings.cloud_run_sweep_interval
+        while not self.stopping.is_set():
+            self.sweep()
+            self.stopping.wait(interval)
 
     def close(self) -> None:
         # Only the background duties stop: watches go on until the process exits, so
