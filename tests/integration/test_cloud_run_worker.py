@@ -9,15 +9,16 @@ execution ends, cancellation, and that no job is left behind.
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_run_emulator import CloudRunEmulator, cloud_run_emulator
 from google.api_core import exceptions as google_errors
 from google.cloud import run_v2
 
+from cloud_run_emulator import Emulator, cloud_run_emulator
 from processes import wait_for
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
@@ -30,15 +31,13 @@ from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate
 
 __all__ = ["cloud_run_emulator"]  # a fixture, used by name
 
-PROJECT = "local-project"
 REGION = "us-central1"
-PARENT = f"projects/{PROJECT}/locations/{REGION}"
 
 
 class Harness:
     """An embedded skyrun with a cloud-run pool, a worker of that type, and the emulator."""
 
-    def __init__(self, emulator: CloudRunEmulator, client: SkyrunClient) -> None:
+    def __init__(self, emulator: Emulator, client: SkyrunClient) -> None:
         self.emulator = emulator
         self.client = client
         self.pool: WorkPool = client.create_work_pool(
@@ -51,12 +50,17 @@ class Harness:
         )
         self.worker = CloudRunWorker(client)
         self.worker.start_timeout = 20.0
+        self.worker.retry_initial = 0.05  # the same backoff, from a shorter first wait
+        # A project per test: the session's emulator is shared, its jobs are not.
+        self.project = f"p-{uuid.uuid4().hex[:10]}"
+        self.parent = f"projects/{self.project}/locations/{REGION}"
 
     def config(self, script: str = "pass", **variables: Any) -> dict[str, Any]:
         values = {
             "api_endpoint": self.emulator.url,
             "image": "python:3.11-slim",
             "command": [sys.executable, "-c", script],
+            "credentials": {"project": self.project},
             **variables,
         }
         return prepare_job(CLOUD_RUN_JOB_TEMPLATE, values, None, env={}, skyrun_variables=None)
@@ -78,7 +82,7 @@ class Harness:
         return self.worker.api_for(self.config())[0].executions
 
     def job_names(self) -> list[str]:
-        return [job.name for job in self.jobs.list_jobs(parent=PARENT)]
+        return [job.name for job in self.jobs.list_jobs(parent=self.parent)]
 
     def wait_finished(self, execution_name: str) -> run_v2.Execution:
         return wait_for(
@@ -89,7 +93,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(sdk_home: Path, cloud_run_emulator: CloudRunEmulator) -> Iterator[Harness]:
+def harness(sdk_home: Path, cloud_run_emulator: Emulator) -> Iterator[Harness]:
     harness = Harness(cloud_run_emulator, get_client())
     try:
         yield harness
@@ -136,7 +140,7 @@ def test_a_failing_container_reports_cloud_runs_message(harness: Harness) -> Non
     _, execution_name = harness.submit("import sys; sys.exit(3)")
     result = harness.worker.watch(execution_name)
     assert result.exit_code == 1
-    assert result.reason and "exit code 3" in result.reason.lower()
+    assert result.reason and "exited with an exit code of 3" in result.reason
     assert job_of(execution_name) not in harness.job_names()
 
 

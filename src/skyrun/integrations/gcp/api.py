@@ -71,6 +71,7 @@ class CloudRunApi:
         api_endpoint: str,
         *,
         retry_seconds: float = RETRY_SECONDS,
+        retry_initial: float = 0.5,
         stop: threading.Event | None = None,
     ) -> None:
         options = ClientOptions(api_endpoint=api_endpoint.rstrip("/"))
@@ -81,6 +82,7 @@ class CloudRunApi:
             credentials=credentials, transport="rest", client_options=options
         )
         self.retry_seconds = retry_seconds
+        self.retry_initial = retry_initial
         self.stop = stop
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
@@ -100,7 +102,7 @@ class CloudRunApi:
             attempt,
             should_retry=is_transient,
             timeout=self.retry_seconds,
-            initial=0.5,
+            initial=self.retry_initial,
             maximum=10.0,
             stop=self.stop,
             on_retry=on_retry,

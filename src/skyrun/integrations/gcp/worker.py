@@ -62,6 +62,8 @@ class CloudRunWorker(BaseWorker):
     def __init__(self, client: SkyrunClient) -> None:
         super().__init__(client)
         self.start_timeout = client.settings.cloud_run_start_timeout
+        # The first wait before a failed Cloud Run call is tried again (then doubling).
+        self.retry_initial = 0.5
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._apis: dict[tuple[str, str], CloudRunApi] = {}
@@ -93,7 +95,9 @@ class CloudRunWorker(BaseWorker):
         with self._lock:
             api = self._apis.get(key)
             if api is None:
-                api = self._apis[key] = CloudRunApi(auth.credentials, endpoint)
+                api = self._apis[key] = CloudRunApi(
+                    auth.credentials, endpoint, retry_initial=self.retry_initial
+                )
         return api, auth.project
 
     def pool_id(self, pool_name: str | None) -> uuid.UUID | None:
