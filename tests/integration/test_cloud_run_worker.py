@@ -8,6 +8,8 @@ execution ends, cancellation, and that no job is left behind.
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,8 +20,8 @@ import pytest
 from google.api_core import exceptions as google_errors
 from google.cloud import run_v2
 
-from cloud_run_emulator import Emulator, cloud_run_emulator
-from processes import wait_for
+from cloud_run_emulator import Emulator, cloud_run_emulator, service_account_key
+from processes import free_port, wait_for
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
 from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN
@@ -28,6 +30,7 @@ from skyrun.jobs.templates import prepare_job
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate
+from skyrun.workers.base import InfrastructureError
 
 __all__ = ["cloud_run_emulator"]  # a fixture, used by name
 
@@ -217,3 +220,54 @@ def test_a_missing_region_is_a_clear_error(harness: Harness) -> None:
     with pytest.raises(Exception, match="region") as caught:
         harness.worker.submit(flow_run, config, {})
     assert "mars-north1" in str(caught.value)
+
+
+def test_a_service_account_key_authenticates_and_a_wrong_one_is_refused(
+    sdk_home: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    key = service_account_key(tmp_path / "key.json", f"http://127.0.0.1:{port}/token")
+    other = service_account_key(tmp_path / "other.json", f"http://127.0.0.1:{port}/token")
+    with Emulator(
+        tmp_path / "emulator", "--service-account-key", str(tmp_path / "key.json"), port=port
+    ) as emulator:
+        harness = Harness(emulator, get_client())
+        try:
+            flow_run = harness.run()
+            config = harness.config(credentials={"service_account_info": key})
+            execution_name = harness.worker.submit(flow_run, config, {})
+            assert execution_name.startswith(f"projects/{key['project_id']}/locations/")
+            assert harness.worker.watch(execution_name).exit_code == 0
+            config = harness.config(credentials={"service_account_info": json.dumps(other)})
+            with pytest.raises(
+                InfrastructureError,
+                match=r"Cloud Run refused job .*HTTP 401.*check the pool.s credentials",
+            ):
+                harness.worker.submit(harness.run(), config, {})
+        finally:
+            harness.worker.close()
+
+
+def test_a_plain_api_key_is_warned_about_once_per_pool_and_a_secret_keeps_it_out(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {"SKYRUN_API_URL": "http://127.0.0.1:1/api", "SKYRUN_API_KEY": "sk-plain"}
+    caplog.set_level(logging.WARNING, logger="skyrun.worker.cloud_run")
+    names = []
+    for variables in ({}, {}, {"api_key_secret": {"secret": "skyrun-key", "version": "2"}}):
+        flow_run = harness.run()
+        config = harness.config(keep_job=True, **variables)
+        names.append(
+            harness.worker.submit(flow_run, config, {**env, "SKYRUN_FLOW_RUN_ID": str(flow_run.id)})
+        )
+    warnings = [r.getMessage() for r in caplog.records if "plain text" in r.getMessage()]
+    assert len(warnings) == 1 and "api_key_secret" in warnings[0]
+    plain, _, secret = (harness.jobs.get_job(name=job_of(n)) for n in names)
+    (container,) = plain.template.template.containers
+    assert {e.name: e.value for e in container.env}["SKYRUN_API_KEY"] == "sk-plain"
+    (container,) = secret.template.template.containers
+    [key] = [e for e in container.env if e.name == "SKYRUN_API_KEY"]
+    assert key.value == "" and key.value_source.secret_key_ref.secret == "skyrun-key"
+    for name in names:
+        harness.wait_finished(name)
+        harness.jobs.delete_job(name=job_of(name))

@@ -50,6 +50,14 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, _TRANSIENT)
 
 
+def describe(error: google_errors.GoogleAPICallError) -> str:
+    """Cloud Run's answer without the request URL: "HTTP 404 NOT_FOUND: Location ... not found"."""
+    status = ""
+    if error.grpc_status_code is not None:
+        status = f" {error.grpc_status_code.name}"
+    return f"HTTP {error.code}{status}: {error.message}"
+
+
 def _with_retry_after(error: BaseException) -> None:
     """Copy an HTTP Retry-After header onto the error, where `skyrun.retries` looks for it."""
     response = getattr(error, "response", None)

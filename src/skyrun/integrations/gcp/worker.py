@@ -23,7 +23,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 
 from skyrun.client.client import SkyrunClient
-from skyrun.integrations.gcp.api import CloudRunApi, is_transient
+from skyrun.integrations.gcp.api import CloudRunApi, describe, is_transient
 from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
 from skyrun.integrations.gcp.executions import execution_outcome, job_start_failure
 from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN, build_job, job_id_for
@@ -163,11 +163,17 @@ class CloudRunWorker(BaseWorker):
                 ) from None
         except google_errors.NotFound as exc:
             raise InfrastructureError(
-                f"Cloud Run has no {parent} (HTTP 404: {exc.message}); check the region "
+                f"Cloud Run has no {parent} ({describe(exc)}); check the region "
                 f"({region!r}) and the project ({project!r})"
             ) from exc
+        except (google_errors.Unauthorized, google_errors.Forbidden) as exc:
+            raise InfrastructureError(
+                f"Cloud Run refused job {job_id!r}: {describe(exc)}; check the pool's credentials "
+                "(a gcp-credentials block) and that its service account may create Cloud Run "
+                "jobs (roles/run.developer) in the project"
+            ) from exc
         except google_errors.GoogleAPICallError as exc:
-            raise InfrastructureError(f"Cloud Run refused job {job_id!r}: {exc}") from exc
+            raise InfrastructureError(f"Cloud Run refused job {job_id!r}: {describe(exc)}") from exc
         with self._lock:
             self._locations.setdefault(parent, api)
         execution_name = self._started_execution(submitted)
@@ -184,7 +190,9 @@ class CloudRunWorker(BaseWorker):
                 job = api.get_job(submitted.job_name)
             except google_errors.GoogleAPICallError as exc:
                 self._delete_job(submitted)
-                raise InfrastructureError(f"cannot read the Cloud Run job back: {exc}") from exc
+                raise InfrastructureError(
+                    f"cannot read the Cloud Run job back: {describe(exc)}"
+                ) from exc
             failure = job_start_failure(job)
             if failure is not None:
                 self._delete_job(submitted)
