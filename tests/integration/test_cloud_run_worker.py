@@ -271,3 +271,25 @@ def test_a_plain_api_key_is_warned_about_once_per_pool_and_a_secret_keeps_it_out
     for name in names:
         harness.wait_finished(name)
         harness.jobs.delete_job(name=job_of(name))
+
+
+def test_a_missing_image_fails_fast_with_cloud_runs_message_and_leaves_no_job(
+    sdk_home: Path, tmp_path: Path
+) -> None:
+    # Image mode pulls the job's image with buildah: from a registry that is not there.
+    with Emulator(tmp_path / "emulator", "--execute", "image") as emulator:
+        harness = Harness(emulator, get_client())
+        try:
+            missing = f"127.0.0.1:{free_port()}/flows/missing:1"
+            try:
+                _, execution_name = harness.submit(image=missing, command=None)
+            except InfrastructureError as exc:  # the job failed before its execution existed
+                message = str(exc)
+            else:
+                result = harness.worker.watch(execution_name)
+                assert result.exit_code == 1
+                message = str(result.reason)
+            assert f"Image '{missing}' not found" in message
+            assert harness.job_names() == []
+        finally:
+            harness.worker.close()

@@ -241,16 +241,32 @@ class CloudRunWorker(BaseWorker):
                 time.sleep(POLL_MAX_SECONDS)
                 continue
             outcome = execution_outcome(execution)
-            late = execution.start_time is None and time.monotonic() > submitted.start_deadline
-            if outcome is None and late:
-                outcome = InfrastructureResult(
-                    1, f"the container did not start within {self.start_timeout:g}s"
-                )
+            if outcome is None and execution.start_time is None:
+                outcome = self._start_failure(submitted)
             if outcome is not None:
                 if execution.completion_time is None:
                     submitted.api.cancel_execution(execution_name)  # it will never run
                 return outcome
             time.sleep(backoff.failed())
+
+    def _start_failure(self, submitted: Submitted) -> InfrastructureResult | None:
+        """Why a job's execution will never start, if it will not: the job's own condition
+        (its image is missing) or the start deadline passed."""
+        try:
+            failure = job_start_failure(submitted.api.get_job(submitted.job_name))
+        except google_errors.NotFound:
+            failure = "the Cloud Run job was deleted"
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            failure = None  # asked again at the next poll
+        if failure is not None:
+            return InfrastructureResult(1, failure)
+        if time.monotonic() > submitted.start_deadline:
+            return InfrastructureResult(
+                1, f"the container did not start within {self.start_timeout:g}s"
+            )
+        return None
 
     def kill(self, infrastructure_id: str, grace_seconds: float) -> None:
         submitted = self._get(infrastructure_id)
