@@ -24,7 +24,7 @@ from cloud_run_emulator import Emulator, cloud_run_emulator, service_account_key
 from processes import free_port, wait_for
 from skyrun.client.client import SkyrunClient, get_client
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
-from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN
+from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN, build_job, execution_token_for, job_id_for
 from skyrun.integrations.gcp.worker import CloudRunWorker
 from skyrun.jobs.templates import prepare_job
 from skyrun.schemas.core import FlowRun
@@ -188,6 +188,7 @@ def test_kill_deletes_the_job_unless_kept(harness: Harness) -> None:
 def test_the_sweep_deletes_the_pools_finished_jobs_only(harness: Harness) -> None:
     worker = harness.worker
     worker.start(harness.pool, harness.config())
+    assert worker.sweeper is not None
     finished, kept, running = (harness.run() for _ in range(3))
     names = {}
     for flow_run, variables in (
@@ -199,19 +200,38 @@ def test_the_sweep_deletes_the_pools_finished_jobs_only(harness: Harness) -> Non
         other = CloudRunWorker(harness.client)
         config = harness.config(**variables)
         names[flow_run.id] = other.submit(flow_run, config, {})
-    harness.wait_finished(names[finished.id])
-    harness.wait_finished(names[kept.id])
-    assert worker.sweep() == 1
+    # A finished job of another pool: not this worker's to sweep.
+    stranger = harness.run()
+    job = build_job(
+        harness.config(), {}, flow_run_id=stranger.id, deployment_id=None, work_pool_id=uuid.uuid4()
+    )
+    stranger_id = job_id_for(stranger.name, stranger.id)
+    stranger_job = f"{harness.parent}/jobs/{stranger_id}"
+    harness.jobs.create_job(parent=harness.parent, job=job, job_id=stranger_id)
+    token = execution_token_for(stranger.id)
+    for execution in (
+        names[finished.id],
+        names[kept.id],
+        f"{stranger_job}/executions/{stranger_id}-{token}",
+    ):
+        harness.wait_finished(execution)
+    assert worker.sweeper.sweep() == 0  # just finished: left to whoever watches them
+    worker.sweeper.min_age_seconds = 0  # as if they had finished minutes ago
+    assert worker.sweeper.sweep() == 1
     left = set(harness.job_names())
     assert job_of(names[finished.id]) not in left
     assert {job_of(names[kept.id]), job_of(names[running.id])} <= left
+    assert stranger_job in left
     # A restarted worker finds the running one by its labels and can watch it.
-    found = CloudRunWorker(harness.client).start(harness.pool, harness.config())
+    restarted = CloudRunWorker(harness.client)
+    found = restarted.start(harness.pool, harness.config())
+    restarted.close()
     assert found == {running.id: names[running.id]}
     harness.executions.cancel_execution(name=names[running.id])
     for flow_run in (kept, running):
         harness.wait_finished(names[flow_run.id])
         harness.jobs.delete_job(name=job_of(names[flow_run.id]))
+    harness.jobs.delete_job(name=stranger_job)
 
 
 def test_a_missing_region_is_a_clear_error(harness: Harness) -> None:

@@ -27,7 +27,7 @@ from skyrun.integrations.gcp.api import CloudRunApi, describe, is_transient
 from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
 from skyrun.integrations.gcp.executions import execution_outcome, job_start_failure
 from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN, build_job, job_id_for
-from skyrun.integrations.gcp.sweep import running_executions, sweep_finished_jobs
+from skyrun.integrations.gcp.sweep import Sweeper, running_executions
 from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.work_pools import WorkPool
@@ -64,7 +64,7 @@ class CloudRunWorker(BaseWorker):
         self.start_timeout = client.settings.cloud_run_start_timeout
         # The first wait before a failed Cloud Run call is tried again (then doubling).
         self.retry_initial = 0.5
-        self.stopping = threading.Event()
+        self.sweeper: Sweeper | None = None  # once started for a pool
         self._lock = threading.Lock()
         self._apis: dict[tuple[str, str], CloudRunApi] = {}
         self._submitted: dict[str, Submitted] = {}
@@ -72,9 +72,6 @@ class CloudRunWorker(BaseWorker):
         self._warned_pools: set[str] = set()
         # Executions found running at start, until the loop watches them again.
         self._found: dict[str, Submitted] = {}
-        # Where this worker's jobs live: (api, parent) pairs the sweep visits.
-        self._locations: dict[str, CloudRunApi] = {}
-        self._pool: WorkPool | None = None
 
     # -- clients -------------------------------------------------------------
     def api_for(self, config: dict[str, Any]) -> tuple[CloudRunApi, str]:
@@ -118,7 +115,7 @@ class CloudRunWorker(BaseWorker):
         if "SKYRUN_API_KEY" not in env or config.get("api_key_secret"):
             return
         with self._lock:
-            if pool_name in self._warned_pools:
+            if (pool_name or "") in self._warned_pools:
                 return
             self._warned_pools.add(pool_name or "")
         logger.warning(
@@ -174,8 +171,8 @@ class CloudRunWorker(BaseWorker):
             ) from exc
         except google_errors.GoogleAPICallError as exc:
             raise InfrastructureError(f"Cloud Run refused job {job_id!r}: {describe(exc)}") from exc
-        with self._lock:
-            self._locations.setdefault(parent, api)
+        if self.sweeper is not None:
+            self.sweeper.add_location(parent, api)
         execution_name = self._started_execution(submitted)
         with self._lock:
             self._submitted[execution_name] = submitted
@@ -302,63 +299,45 @@ class CloudRunWorker(BaseWorker):
     ) -> dict[uuid.UUID, str]:
         """Start the sweep; return the executions of the pool's runs still running.
 
-        Both use the pool's default region and credentials (and every region this
-        worker has since submitted to).
+        Both use the pool's default region and credentials (the sweep also visits
+        every region this worker submits to).
         """
-        self._pool = pool
-        found: dict[uuid.UUID, str] = {}
+        with self._lock:
+            self._pool_ids[pool.name] = pool.id
+        self.sweeper = Sweeper(
+            pool.id, self._watched_jobs, self.client.settings.cloud_run_sweep_interval
+        )
         if job_configuration is None:
-            logger.warning(
-                "Work pool %r: its defaults do not render, so no sweep of finished jobs",
-                pool.name,
-            )
-            return found
+            logger.warning("Work pool %r: its defaults do not render; no sweep", pool.name)
+            return {}
         try:
             api, project = self.api_for(job_configuration)
         except InfrastructureError as exc:
             logger.warning("Work pool %r: no sweep of finished jobs: %s", pool.name, exc)
-            return found
+            return {}
         region = str(job_configuration.get("region") or "us-central1")
         parent = f"projects/{project}/locations/{region}"
-        with self._lock:
-            self._locations.setdefault(parent, api)
+        self.sweeper.add_location(parent, api)
         try:
             running = running_executions(api, parent, pool.id)
         except Exception as exc:
             logger.warning("Listing the Cloud Run jobs of %s failed: %s", parent, exc)
             running = {}
         deadline = time.monotonic() + self.start_timeout
+        found: dict[uuid.UUID, str] = {}
         with self._lock:
             for flow_run_id, (job_name, execution, keep_job) in running.items():
                 self._found[execution] = Submitted(api, job_name, flow_run_id, keep_job, deadline)
                 found[flow_run_id] = execution
-        threading.Thread(
-            target=self._sweep_loop, name="skyrun-cloud-run-sweep", daemon=True
-        ).start()
+        self.sweeper.start()
         return found
 
-    def sweep(self) -> int:
-        """One pass: delete the pool's finished jobs nobody watches; how many were deleted."""
-        if self._pool is None:
-            return 0
+    def _watched_jobs(self) -> set[str]:
         with self._lock:
-            locations = list(self._locations.items())
-            watched = {submitted.job_name for submitted in self._submitted.values()}
-        deleted = 0
-        for parent, api in locations:
-            try:
-                deleted += sweep_finished_jobs(api, parent, self._pool.id, watched)
-            except Exception as exc:
-                logger.warning("Sweeping the Cloud Run jobs of %s failed: %s", parent, exc)
-        return deleted
-
-    def _sweep_loop(self) -> None:
-        interval = self.client.settings.cloud_run_sweep_interval
-        while not self.stopping.is_set():
-            self.sweep()
-            self.stopping.wait(interval)
+            return {submitted.job_name for submitted in self._submitted.values()}
 
     def close(self) -> None:
         # Only the background duties stop: watches go on until the process exits, so
         # a stopping worker never reports a run it leaves running as ended.
-        self.stopping.set()
+        if self.sweeper is not None:
+            self.sweeper.stop()
