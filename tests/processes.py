@@ -20,6 +20,9 @@ import httpx
 
 SKYRUN = Path(sys.executable).parent / "skyrun"
 SERVER_START_TIMEOUT = 60  # a guard against a server that never starts, not a timing test
+# A server on PostgreSQL refuses to start without an encryption key for block secrets;
+# every test server shares this one, as replicas must.
+TEST_ENCRYPTION_KEY = "dGVzdC1rZXktZm9yLXNreXJ1bi10ZXN0cy0zMmJ5dGU="
 T = TypeVar("T")
 
 
@@ -87,6 +90,8 @@ class ServerProcess:
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         if database_url:
             env["SKYRUN_DATABASE_URL"] = database_url
+            if not database_url.startswith("sqlite"):
+                env.setdefault("SKYRUN_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
         self.log_path = home / "server.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(

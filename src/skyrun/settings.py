@@ -12,6 +12,8 @@ secret providers) for two dictionary lookups.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from collections.abc import Iterable
@@ -136,6 +138,31 @@ def _database_url(value: str | None) -> str | None:
     return value
 
 
+def check_fernet_key(value: str) -> str:
+    """`value` if it is a Fernet key (32 bytes, URL-safe base64).
+
+    Checked without cryptography, so a bad key fails when settings load, not at the
+    first secret.
+
+    Raises:
+        ValueError: It is not one; the message says how to make one.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(
+            "is not a Fernet key (32 bytes, URL-safe base64); make one with python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    return value
+
+
+def _fernet_key(value: str | None) -> str | None:
+    return None if value is None else check_fernet_key(value)
+
+
 def _logging_level(value: str) -> str:
     if value.upper() not in LOGGING_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOGGING_LEVELS)}")
@@ -184,8 +211,11 @@ class Settings(BaseModel):
         default=False,
         description="Allow listening beyond loopback without auth (explicit, insecure).",
     )
-    encryption_key: str | None = Field(
-        default=None, description="Fernet key for block secrets; generated on first use if unset."
+    encryption_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
+        default=None,
+        description="Fernet key that encrypts block secrets. Unset: on SQLite, generated once "
+        "into SKYRUN_HOME/encryption.key; a PostgreSQL server refuses to start without it "
+        "(every replica must share one key).",
     )
     logging_level: Annotated[str, AfterValidator(_logging_level)] = Field(
         default="INFO", description=f"One of {', '.join(LOGGING_LEVELS)}."

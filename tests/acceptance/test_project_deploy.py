@@ -200,3 +200,46 @@ def test_a_broken_project_gives_one_clear_error_and_registers_nothing(
     listed = skyrun(project, home, None, "deployment", "ls", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     assert DEPLOYMENT not in listed.stdout
+
+
+def test_each_distinct_build_runs_once_for_all_deployments(tmp_path: Path) -> None:
+    home, project = tmp_path / "home", tmp_path / "p"
+    project.mkdir()
+    write_weather_project(project, "http://127.0.0.1:9/")
+    created = skyrun(project, home, None, "work-pool", "create", POOL, "--type", "process")
+    assert created.returncode == 0, created.stderr
+    ledger = tmp_path / "builds.txt"
+    shared = [
+        {
+            "skyrun.deploy.steps.run_shell_script": {
+                "id": "v",
+                "script": f"sh -c 'echo shared >> {ledger}; echo 1.0'",
+            }
+        }
+    ]
+    own = [
+        {
+            "skyrun.deploy.steps.run_shell_script": {
+                "id": "v",
+                "script": f"sh -c 'echo own >> {ledger}; echo 2.0'",
+            }
+        }
+    ]
+    data = {
+        "name": "p",
+        "build": shared,
+        "deployments": [
+            weather_deployment(name="one", version="{{ v.stdout }}"),
+            weather_deployment(name="two", version="{{ v.stdout }}"),
+            weather_deployment(name="three", version="{{ v.stdout }}", build=own),
+        ],
+    }
+    (project / "skyrun.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    deployed = skyrun(project, home, None, "deploy", "--all")
+    assert deployed.returncode == 0, deployed.stderr
+    assert sorted(ledger.read_text().split()) == ["own", "shared"]
+    for name, version in (("one", "1.0"), ("two", "1.0"), ("three", "2.0")):
+        shown = skyrun(
+            project, home, None, "deployment", "inspect", f"fetch-weather/{name}", "-o", "json"
+        )
+        assert f'"version": "{version}"' in shown.stdout, shown.stdout

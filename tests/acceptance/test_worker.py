@@ -416,13 +416,14 @@ def test_an_unknown_pull_step_fails_the_run_with_its_name(
     client: SkyrunClient, project: Path, pool: str, start_worker
 ) -> None:
     start_worker(pool)
-    deployment = deploy(client, project, pool, pull_steps=[{"git_clone": {"repository": "x"}}])
+    steps = [{"skyrun.deploy.steps.clone_it": {"repository": "x"}}]
+    deployment = deploy(client, project, pool, pull_steps=steps)
     run = run_deployment(client, deployment)
 
     finished = wait_final(client, run.id)
 
     assert finished.state is not None and finished.state.type == StateType.FAILED
-    assert "unknown step 'git_clone'" in (finished.state.message or "")
+    assert "unknown step 'skyrun.deploy.steps.clone_it'" in (finished.state.message or "")
 
 
 def test_an_unknown_work_queue_is_refused(server: ServerProcess, pool: str) -> None:

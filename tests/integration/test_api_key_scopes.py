@@ -78,7 +78,7 @@ async def test_each_scope_allows_what_it_names(
     assert {k["name"]: k["scopes"] for k in listing.json()} == {
         "reader": ["read"],
         "writer": ["read", "write"],
-        "admin": ["read", "write", "admin"],
+        "admin": ["read", "write", "secrets", "admin"],
     }
     made = await authed.post("/api/api_keys", json={"name": "ci", "scope": "read"}, headers=admin)
     assert made.status_code == 201, made.text

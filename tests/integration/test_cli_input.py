@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import ServerProcess, clean_env
+from processes import TEST_ENCRYPTION_KEY, ServerProcess, clean_env
 from skyrun.client.client import SkyrunClient
 from skyrun.schemas.core import FlowRunCreate, FlowRunFilter
 from skyrun.schemas.deployments import DeploymentCreate
@@ -121,7 +121,9 @@ def test_bad_settings_and_databases_are_one_line(
 def test_a_missing_postgres_database_is_one_line(tmp_path: Path, postgres_available: bool) -> None:
     url = "postgresql+asyncpg://postgres@127.0.0.1:5432/skyrun_no_such_database"
     one_line_error(skyrun(tmp_path, "flow-run", "ls", SKYRUN_DATABASE_URL=url), "does not exist")
-    one_line_error(skyrun(tmp_path, "server", "start", SKYRUN_DATABASE_URL=url), "does not exist")
+    # A server on PostgreSQL needs its encryption key before it looks at the database.
+    with_key = {"SKYRUN_DATABASE_URL": url, "SKYRUN_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY}
+    one_line_error(skyrun(tmp_path, "server", "start", **with_key), "does not exist")
 
 
 def test_a_profile_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:

@@ -41,6 +41,10 @@ NOT_LOADED = (
     "skyrun.retries",
     "skyrun.server.api.work_pools",
     "skyrun.server.api.deployments",
+    # Blocks: their routes, types and cipher load when a block is first used.
+    "skyrun.server.api.blocks",
+    "skyrun.blocks",
+    "cryptography",
     "skyrun.server.services.housekeeping",
     "skyrun.server.services.scheduler",
 )

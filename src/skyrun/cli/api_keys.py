@@ -26,7 +26,9 @@ def create(
         typer.Option(
             "--scope",
             case_sensitive=False,
-            help="read: GETs and filters; write: all but API keys; admin: everything.",
+            help="read: GETs and filters; write: all but API keys and block secrets; "
+            "secrets: write and reading block secrets (workers and flows using blocks); "
+            "admin: everything.",
         ),
     ] = ApiKeyScope.WRITE,
     output: OutputOption = OutputFormat.table,

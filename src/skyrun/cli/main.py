@@ -30,6 +30,7 @@ GROUPS = {
     "work-queue": "skyrun.cli.work_queues",
     "deployment": "skyrun.cli.deployments",
     "cloud-run": "skyrun.cli.cloud_run",
+    "block": "skyrun.cli.blocks",
 }
 # Top-level commands by name -> "module:function", imported the same way.
 COMMANDS = {

@@ -76,6 +76,16 @@ def check_database(settings: Settings) -> None:
         raise CLIError(str(exc)) from None
 
 
+def check_encryption_key(settings: Settings) -> None:
+    """Refuse a PostgreSQL server without SKYRUN_ENCRYPTION_KEY, in one line."""
+    from skyrun.server.encryption import EncryptionKeyMissing, require_key_for_server
+
+    try:
+        require_key_for_server(settings)
+    except EncryptionKeyMissing as exc:
+        raise CLIError(f"refusing to start: {exc}") from None
+
+
 @app.command()
 def start(
     host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
@@ -116,6 +126,7 @@ def start(
     warning = exposure_warning(settings.server_host, settings.server_auth_enabled)
     if warning:
         warn(warning)
+    check_encryption_key(settings)
     check_database(settings)
     application = create_app(settings, run_services=services)
     url = f"http://{settings.server_host}:{settings.server_port}"

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from skyrun.client.base import CALLER_RETRIES, BaseClient
+from skyrun.client.blocks import BlocksClientMixin
 from skyrun.client.errors import ObjectNotFound
 from skyrun.client.work import WorkClientMixin
 from skyrun.schemas.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyScope
@@ -33,8 +34,8 @@ _LOGS = TypeAdapter(list[Log])
 _KEYS = TypeAdapter(list[ApiKey])
 
 
-class SkyrunClient(WorkClientMixin, BaseClient):
-    """Every API operation: core records here, work pools and deployments in the mixin."""
+class SkyrunClient(WorkClientMixin, BlocksClientMixin, BaseClient):
+    """Every API operation: core records here; work pools, deployments and blocks in mixins."""
 
     # Flows and flow runs
     def create_flow(self, name: str, tags: list[str] | None = None) -> Flow:

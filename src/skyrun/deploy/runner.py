@@ -26,7 +26,14 @@ from pydantic import ValidationError
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectNotFound
 from skyrun.deploy.project import DeploymentSpec, ProjectFile
-from skyrun.deploy.steps import Outputs, StepError, parse_step, render_step_arguments, run_steps
+from skyrun.deploy.steps import (
+    Outputs,
+    StepError,
+    output_value,
+    parse_step,
+    render_step_arguments,
+    run_steps,
+)
 from skyrun.schemas.deployments import Deployment, DeploymentCreate, DeploymentScheduleCreate
 from skyrun.schemas.work_pools import WorkPool
 from skyrun.sdk.deploy import DeploymentError, checked_parameters, parameter_schema, schedules_for
@@ -180,9 +187,9 @@ def _plan(
         spec=spec,
         flow=flow,
         pool=pool,
-        build=list(spec.build if spec.build is not None else project.build or []),
-        push=list(spec.push if spec.push is not None else project.push or []),
-        pull=list(spec.pull if spec.pull is not None else project.pull or []),
+        build=project.steps(spec, "build"),
+        push=project.steps(spec, "push"),
+        pull=project.steps(spec, "pull"),
     )
 
 
@@ -210,14 +217,9 @@ def prepare_pull_steps(pull: list[Any], outputs: Outputs) -> list[Any]:
             step_id = reference.partition(".")[0]
             if step_id in pull_ids:
                 return Resolution(keep=True)
-            if step_id in outputs:
-                try:
-                    value = render_step_arguments(
-                        {"v": "{{ " + reference + " }}"}, path, References(), outputs
-                    )["v"]
-                except StepError as exc:
-                    return Resolution(problem=str(exc))
-                return Resolution(value=value)
+            found = output_value(reference, path, outputs)
+            if found is not None:
+                return found
             known = ", ".join(sorted({*outputs, *pull_ids})) or "none"
             return Resolution(
                 problem=f"{path}: '{{{{ {reference} }}}}' names no build, push or earlier pull "
@@ -366,7 +368,9 @@ def deploy_project(
     Raises:
         DeployError: Anything the user must fix; nothing has been registered.
     """
-    references = References(env=os.environ, variables=client.variable_value)
+    references = References(
+        env=os.environ, variables=client.variable_value, blocks=client.block_value
+    )
     with _working_directory(directory):
         planned = [_plan(client, project, spec, overrides) for spec in specs]
         done: dict[str, Outputs] = {}

@@ -13,7 +13,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from skyrun.blocks.references import BlockReferenceError, resolve_block_references
 from skyrun.templating import (
+    BlockLookup,
     References,
     Resolution,
     SkyrunVariables,
@@ -165,6 +167,7 @@ def render_validated(
     values: Mapping[str, Any],
     env: Mapping[str, str],
     skyrun_variables: SkyrunVariables,
+    blocks: BlockLookup | None = None,
 ) -> dict[str, Any]:
     """Render an already validated template; see ``job_template.render_job_configuration``.
 
@@ -173,6 +176,9 @@ def render_validated(
         values: Job variables; schema defaults fill in missing ones.
         env: Environment used for ``{{ $NAME }}`` placeholders.
         skyrun_variables: skyrun Variables, as a mapping or a lookup function.
+        blocks: Block documents for ``{{ skyrun.blocks.* }}`` and for job variables whose
+            schema has a ``block_type`` (a ``TYPE/NAME`` reference becomes the block's
+            data); ``None`` keeps both as they are.
 
     Returns:
         The rendered copy of ``job_configuration``.
@@ -187,8 +193,14 @@ def render_validated(
     effective = {k: v for k, v in effective.items() if v is not None}
     used = {name for _, name in template_placeholders(template["job_configuration"])}
     _validate_values(variables, effective, used)
+    if blocks is not None:
+        # After validation: the schema checks the reference the user wrote, not the data.
+        try:
+            effective = resolve_block_references(effective, variables, blocks)
+        except BlockReferenceError as exc:
+            raise JobTemplateError.from_problems("invalid job variables", [str(exc)]) from None
 
-    references = References(env=env, variables=skyrun_variables)
+    references = References(env=env, variables=skyrun_variables, blocks=blocks)
 
     def resolve(name: str, path: str, whole: bool) -> Resolution:
         shared = resolve_shared(name, path, references)

@@ -43,7 +43,7 @@ from skyrun.jobs.render import (
     required_of,
     template_placeholders,
 )
-from skyrun.templating import References, resolve_shared
+from skyrun.templating import BlockLookup, References, resolve_shared
 from skyrun.validation import schema_path, schema_problems
 from skyrun.values import parse_value
 
@@ -220,6 +220,7 @@ def render_job_configuration(
     *,
     env: Mapping[str, str],
     skyrun_variables: SkyrunVariables,
+    blocks: BlockLookup | None = None,
 ) -> dict[str, Any]:
     """Render a base job template's ``job_configuration`` with job variables.
 
@@ -247,6 +248,8 @@ def render_job_configuration(
         env: Environment used for ``{{ $NAME }}`` placeholders.
         skyrun_variables: skyrun Variables, as a mapping or a lookup function (which
             signals a missing Variable by raising ``KeyError`` or returning ``None``).
+        blocks: Block documents (``{{ skyrun.blocks.* }}``, and job variables whose schema
+            names a ``block_type``); ``None`` keeps them unresolved.
 
     Returns:
         A new ``job_configuration``; the template and values are not modified.
@@ -256,7 +259,7 @@ def render_job_configuration(
             placeholder cannot be resolved.  The message names each variable and path.
     """
     validate_base_job_template(template)
-    return render_validated(template, values, env, skyrun_variables)
+    return render_validated(template, values, env, skyrun_variables, blocks)
 
 
 def prepare_job(
@@ -266,6 +269,7 @@ def prepare_job(
     *,
     env: Mapping[str, str],
     skyrun_variables: SkyrunVariables,
+    blocks: BlockLookup | None = None,
 ) -> dict[str, Any]:
     """Validate, merge and render: the job configuration for one flow run.
 
@@ -275,6 +279,7 @@ def prepare_job(
         run_job_variables: The flow run's ``job_variables``, if any.
         env: Environment used for ``{{ $NAME }}`` placeholders.
         skyrun_variables: skyrun Variables, as a mapping or a lookup function.
+        blocks: Block documents, as for :func:`render_job_configuration`.
 
     Returns:
         The rendered ``job_configuration``.
@@ -286,7 +291,7 @@ def prepare_job(
     validate_base_job_template(template)
     defaults = defaults_from_schema(template["variables"])
     values = merge_job_variables(defaults, deployment_job_variables, run_job_variables)
-    return render_validated(template, values, env, skyrun_variables)
+    return render_validated(template, values, env, skyrun_variables, blocks)
 
 
 def set_variable_default(template: dict[str, Any], name: str, raw_value: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """API keys as the API shows them; the secret appears once, at creation.
 
-A key has one of three scopes, each granting the ones before it:
+A key has one of four scopes, each granting the ones before it:
 read (GET requests and the POST filters that only read), write (everything but
-API keys) and admin (everything, API keys included).
+API keys and block secrets), secrets (write, and reading blocks with their
+secrets: what a worker and a flow that use blocks need) and admin (everything,
+API keys included).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from skyrun.schemas.limits import Name
 class ApiKeyScope(enum.StrEnum):
     READ = "read"
     WRITE = "write"
+    SECRETS = "secrets"
     ADMIN = "admin"
 
 
@@ -27,13 +30,14 @@ class ApiKeyScope(enum.StrEnum):
 SCOPE_GRANTS: dict[ApiKeyScope, tuple[str, ...]] = {
     ApiKeyScope.READ: ("read",),
     ApiKeyScope.WRITE: ("read", "write"),
-    ApiKeyScope.ADMIN: ("read", "write", "admin"),
+    ApiKeyScope.SECRETS: ("read", "write", "secrets"),
+    ApiKeyScope.ADMIN: ("read", "write", "secrets", "admin"),
 }
 
 
 def highest_scope(scopes: list[str] | tuple[str, ...] | set[str]) -> str:
-    """The widest of `scopes` by name (admin > write > read), or "none"."""
-    for scope in (ApiKeyScope.ADMIN, ApiKeyScope.WRITE, ApiKeyScope.READ):
+    """The widest of `scopes` by name (admin > secrets > write > read), or "none"."""
+    for scope in (ApiKeyScope.ADMIN, ApiKeyScope.SECRETS, ApiKeyScope.WRITE, ApiKeyScope.READ):
         if scope.value in scopes:
             return scope.value
     return "none"
@@ -44,7 +48,8 @@ class ApiKeyCreate(BaseModel):
     name: Name
     scope: ApiKeyScope = Field(
         default=ApiKeyScope.WRITE,
-        description="read: GETs and filters; write: all but API keys; admin: everything.",
+        description="read: GETs and filters; write: all but API keys and block secrets; "
+        "secrets: write and reading block secrets; admin: everything.",
     )
 
     @field_validator("name")

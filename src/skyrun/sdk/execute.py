@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from skyrun.client.client import SkyrunClient, get_client
-from skyrun.client.errors import ObjectNotFound
+from skyrun.client.errors import ObjectNotFound, SkyrunAPIError
 from skyrun.deploy.steps import StepError, run_steps
 from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.schemas.core import FlowRun
@@ -126,8 +126,14 @@ def _prepare(client: SkyrunClient, run: FlowRun) -> tuple[Deployment, Flow[Any, 
     deployment = client.read_deployment(run.deployment_id)
     try:
         if deployment.pull_steps:
-            references = References(env=os.environ, variables=client.variable_value)
-            run_steps(deployment.pull_steps, references=references)
+            references = References(
+                env=os.environ, variables=client.variable_value, blocks=client.block_value
+            )
+            try:
+                run_steps(deployment.pull_steps, references=references)
+            except SkyrunAPIError as exc:
+                # A block a step names could not be read (e.g. the key lacks scope `secrets`).
+                raise StepError(f"cannot read what it names: {exc.detail}") from exc
         elif deployment.path and os.path.isdir(deployment.path):
             os.chdir(deployment.path)
         flow = load_flow(deployment.entrypoint)

@@ -18,6 +18,7 @@ from skyrun.server.api.deps import EXTRA_SCHEMAS, ApiRoute
 from skyrun.server.auth import OPEN_PATHS, ApiKeyAuth
 from skyrun.server.body_limit import BodyLimit
 from skyrun.server.db.engine import Database
+from skyrun.server.encryption import SecretBox, require_key_for_server
 from skyrun.server.http_errors import add_error_handlers, document_errors
 from skyrun.server.services.loops import Service, start_services, stop_services
 from skyrun.settings import Settings
@@ -27,7 +28,13 @@ ROUTERS = (flows.router, flow_runs.router, task_runs.router, artifacts.router, v
 # serve. An app built with `work_routes_on_demand` imports them on the first
 # request for one of those paths: the embedded backend of a process that only
 # runs flows never pays for their modules and route models (~1.2 MiB).
-WORK_ROUTERS = {"/api/work_pools": "work_pools", "/api/deployments": "deployments"}
+# Blocks too: their routes bring the block types and, on use, `cryptography`.
+WORK_ROUTERS = {
+    "/api/work_pools": "work_pools",
+    "/api/deployments": "deployments",
+    "/api/blocks": "blocks",
+    "/api/block_types": "blocks",
+}
 
 
 def server_services(settings: Settings) -> list[Service]:
@@ -68,6 +75,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything else: a PostgreSQL server without the shared key must not serve.
+        require_key_for_server(settings)
         await db.migrate()
         if run_services:
             # On PostgreSQL, listen from the start: the first waiting claim need not connect.
@@ -90,6 +99,8 @@ def create_app(
     app.state.settings = settings
     # Woken by every transaction that makes work claimable (server/db/work_events.py).
     app.state.notifier = db.notifier
+    # Block secrets' cipher; its key is found (or, on SQLite, generated) on first use.
+    app.state.secret_box = SecretBox(settings)
 
     api = APIRouter(prefix="/api", route_class=ApiRoute)
 
@@ -145,7 +156,7 @@ class _WorkRoutes:
         if self.included:
             return
         self.included = True
-        for module in WORK_ROUTERS.values():
+        for module in dict.fromkeys(WORK_ROUTERS.values()):
             router = importlib.import_module(f"skyrun.server.api.{module}").router
             self.app.include_router(router, prefix="/api")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -22,10 +22,27 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_ONLY_POST_SUFFIXES = ("/filter",)
 
 
-def required_scope(method: str, path: str) -> ApiKeyScope:
-    """The scope a request needs: admin for API keys, read to read, write for the rest."""
+# The values of a query flag that do not turn it on (as the routes parse booleans);
+# any other value of `include_secrets` needs the `secrets` scope, so nothing slips through.
+_FALSE_FLAGS = frozenset({"", "0", "false", "f", "no", "n", "off"})
+
+
+def required_scope(method: str, path: str, include_secrets: Iterable[str] = ()) -> ApiKeyScope:
+    """The scope a request needs: admin for API keys, secrets to read a block's secrets,
+    read to read, write for the rest.
+
+    Args:
+        method: The HTTP method.
+        path: The URL path.
+        include_secrets: The request's `include_secrets` query values (all of them: a
+            repeated parameter must not hide a true one).
+    """
     if path == "/api/api_keys" or path.startswith("/api/api_keys/"):
         return ApiKeyScope.ADMIN
+    if path.startswith("/api/blocks/") and any(
+        value.strip().lower() not in _FALSE_FLAGS for value in include_secrets
+    ):
+        return ApiKeyScope.SECRETS
     if method in _READ_METHODS or (method == "POST" and path.endswith(_READ_ONLY_POST_SUFFIXES)):
         return ApiKeyScope.READ
     return ApiKeyScope.WRITE
@@ -63,7 +80,9 @@ class ApiKeyAuth:
                 "the API key is invalid or revoked; an admin creates one with "
                 "'skyrun api-key create NAME'",
             )
-        needed = required_scope(request.method, path)
+        needed = required_scope(
+            request.method, path, request.query_params.getlist("include_secrets")
+        )
         if needed.value not in key.scopes:
             return _error(
                 403,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skyrun.client.client import SkyrunClient
+from skyrun.client.errors import SkyrunAPIError
 from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.jobs.templates import JobTemplateError, prepare_job
 from skyrun.schemas.core import FlowRun
@@ -92,6 +93,12 @@ class RunLauncher:
             logger.error("Flow run %s: the job does not render: %s", flow_run.id, exc)
             self.propose(flow_run.id, StateType.FAILED, f"invalid job configuration: {exc}")
             return
+        except SkyrunAPIError as exc:
+            # A block the template uses could not be read (e.g. the worker's API key lacks
+            # the `secrets` scope): the server's answer says what to fix.
+            logger.error("Flow run %s: the job does not render: %s", flow_run.id, exc.detail)
+            self.propose(flow_run.id, StateType.FAILED, f"cannot render the job: {exc.detail}")
+            return
         env = job_environment(job_configuration, self.settings, flow_run.id)
         if self.tracker.cancel_requested(flow_run.id) or self.stopping.is_set():
             self._hand_back(flow_run.id)
@@ -133,6 +140,7 @@ class RunLauncher:
             run_job_variables,
             env=os.environ,
             skyrun_variables=self.client.variable_value,
+            blocks=self.client.block_value,
         )
 
     def resume(self, flow_run_id: uuid.UUID, infrastructure_id: str, worker_id: uuid.UUID) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "STEP_MODULES",
     "Outputs",
     "StepError",
+    "output_value",
     "parse_step",
     "render_step_arguments",
     "run_steps",
@@ -109,7 +110,8 @@ def step_function(name: str, label: str) -> StepFunction:
     return function
 
 
-def _output_value(name: str, path: str, outputs: Outputs) -> Resolution | None:
+def output_value(name: str, path: str, outputs: Outputs) -> Resolution | None:
+    """`{{ step_id.key[.key...] }}` from `outputs`; None when no step has that id."""
     step_id, _, key_path = name.partition(".")
     if step_id not in outputs:
         return None
@@ -142,7 +144,7 @@ def render_step_arguments(
             if shared.keep:
                 return Resolution(problem=f"{path}: '{{{{ {name} }}}}' cannot be resolved here")
             return shared
-        found = _output_value(name, path, outputs)
+        found = output_value(name, path, outputs)
         if found is not None:
             return found
         known = ", ".join(sorted(outputs)) or "none"

@@ -276,3 +276,16 @@ class DeploymentSchedule(Base):
     schedule: Mapped[dict[str, Any]] = mapped_column(JSONType)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created: Mapped[datetime] = _created()
+
+
+class BlockRecord(Base):
+    """A block document (revision 0004); secret fields' values are stored encrypted."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (sa.UniqueConstraint("block_type", "name"),)
+    id: Mapped[uuid.UUID] = _id()
+    block_type: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created: Mapped[datetime] = _created()
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
