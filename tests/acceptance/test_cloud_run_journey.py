@@ -1,9 +1,12 @@
 """Acceptance: the guide's weather flow through a `cloud-run` pool on the Cloud Run emulator.
 
-As a new user would: `skyrun work-pool create --type cloud-run`, the pool pointed at
-`skyrun cloud-run emulator` (process mode) with `work-pool update --set`, `skyrun worker
-start -t cloud-run`, `skyrun deploy`, `skyrun deployment run --watch` -> COMPLETED, the
-artifact readable from the API, and the run's Cloud Run job gone afterwards.
+As a new user would, against `skyrun cloud-run emulator` (process mode) checking a
+generated service-account key: `skyrun block create gcp-credentials`, `skyrun work-pool
+create --type cloud-run`, the pool's region, credentials, service account and endpoint
+set with `work-pool update --set`, `skyrun worker start -t cloud-run --with-healthcheck`
+(health 200), `skyrun deploy`, `skyrun deployment run --watch` -> COMPLETED, the artifact
+readable, and the run's Cloud Run job gone afterwards. Then every other way a run can
+end on Cloud Run, and a worker killed and restarted mid-run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import run_v2
+from google.oauth2 import service_account
 from project_support import TEMPERATURE, skyrun, weather_service, write_weather_project
 from worker_support import (
     ServerProcess,
@@ -29,8 +36,9 @@ from worker_support import (
     write_flows,
 )
 
-from cloud_run_emulator import Emulator
-from processes import clean_env, wait_for
+from cloud_run_emulator import Emulator, service_account_key
+from processes import clean_env, free_port, wait_for
+from skyrun.integrations.gcp.credentials import SCOPES
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
 from skyrun.jobs.templates import set_variable_default
 from skyrun.schemas.core import FlowRunFilter
@@ -51,41 +59,77 @@ def emulator_env(home: Path) -> dict[str, str]:
     return clean_env(home, PATH=path)
 
 
-def jobs_of(emulator: str, project: str = "local-project", region: str = "us-central1") -> list:
-    answer = httpx.get(f"{emulator}/v2/projects/{project}/locations/{region}/jobs", timeout=10)
-    answer.raise_for_status()
-    return list(answer.json().get("jobs", []))
+def jobs_of(
+    emulator: str, project: str = "local-project", credentials: Credentials | None = None
+) -> list[str]:
+    """The names of a project's jobs in us-central1, through Google's client."""
+    client = run_v2.JobsClient(
+        credentials=credentials or AnonymousCredentials(),
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=emulator),
+    )
+    parent = f"projects/{project}/locations/us-central1"
+    return [job.name for job in client.list_jobs(parent=parent)]
 
 
 def test_the_weather_flow_completes_on_a_cloud_run_pool_and_leaves_no_job(tmp_path: Path) -> None:
     home, project = tmp_path / "home", tmp_path / "weather-project"
     project.mkdir()
+    # A generated service-account key: the emulator serves its token_uri and refuses any
+    # call not signed by it.
+    port = free_port()
+    key_file = tmp_path / "key.json"
+    key = service_account_key(key_file, f"http://127.0.0.1:{port}/token")
+    credentials = service_account.Credentials.from_service_account_info(key, scopes=SCOPES)
     server = ServerProcess(home)
     worker = None
     try:
-        with weather_service() as weather, Emulator(home, env=emulator_env(home)) as cloud_run:
+        with (
+            weather_service() as weather,
+            Emulator(
+                home / "emulator",
+                "--service-account-key",
+                str(key_file),
+                port=port,
+                env=emulator_env(home),
+            ) as cloud_run,
+        ):
             emulator = cloud_run.url
             write_weather_project(project, weather)
             api = server.api_url
-            created = skyrun(project, home, api, "work-pool", "create", POOL, "--type", "cloud-run")
-            assert created.returncode == 0, created.stderr
-            updated = skyrun(
-                project,
-                home,
-                api,
+
+            def cli(*args: str, **env: str) -> str:
+                done = skyrun(project, home, api, *args, **env)
+                assert done.returncode == 0, done.stdout + done.stderr
+                return done.stdout
+
+            cli(
+                "block",
+                "create",
+                "gcp-credentials",
+                "my-creds",
+                "--field",
+                f"project={key['project_id']}",
+                "--field",
+                f"service_account_info=@{key_file}",
+            )
+            cli("work-pool", "create", POOL, "--type", "cloud-run")
+            cli(
                 "work-pool",
                 "update",
                 POOL,
                 "--set",
                 "region=us-central1",
                 "--set",
+                "credentials=gcp-credentials/my-creds",
+                "--set",
+                f"service_account_name={key['client_email']}",
+                "--set",
                 f"api_endpoint={emulator}",
                 "--set",
-                "image=us-docker.pkg.dev/local-project/flows/weather:1",
+                f"image=us-docker.pkg.dev/{key['project_id']}/flows/weather:1",
             )
-            assert updated.returncode == 0, updated.stderr
-            init = skyrun(project, home, api, "init", "--recipe", "local")
-            assert init.returncode == 0, init.stderr
+            cli("init", "--recipe", "local")
             config = yaml.safe_load((project / "skyrun.yaml").read_text())
             config["deployments"] = [
                 {
@@ -96,27 +140,41 @@ def test_the_weather_flow_completes_on_a_cloud_run_pool_and_leaves_no_job(tmp_pa
                 }
             ]
             (project / "skyrun.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            deployed = skyrun(project, home, api, "deploy", "--name", DEPLOYMENT)
-            assert deployed.returncode == 0, deployed.stderr
+            cli("deploy", "--name", DEPLOYMENT)
 
-            worker = WorkerProcess(server, POOL, "-t", "cloud-run")
+            health = free_port()
+            worker = WorkerProcess(
+                server, POOL, "-t", "cloud-run", "--with-healthcheck", PORT=str(health)
+            )
+            wait_for(
+                lambda: _answers(f"http://127.0.0.1:{health}/health"), 30, "the worker's health"
+            )
             ran = skyrun(project, home, api, "deployment", "run", FULL_NAME, "--watch")
             assert ran.returncode == 0, ran.stdout + ran.stderr + worker.output()
             assert "COMPLETED" in ran.stdout, ran.stdout + worker.output()
 
-            artifact = skyrun(project, home, api, "artifact", "inspect", "weather-report")
-            assert artifact.returncode == 0, artifact.stderr
-            assert f"| Now | {TEMPERATURE} |" in artifact.stdout
-            wait_for(lambda: not jobs_of(emulator), 30, "the run's job to be deleted")
+            artifact = cli("artifact", "inspect", "weather-report")
+            assert f"| Now | {TEMPERATURE} |" in artifact
             [run] = server.client().filter_flow_runs(FlowRunFilter(work_pool_name=POOL)).items
             assert run.infrastructure_id is not None
-            assert run.infrastructure_id.startswith(
-                "projects/local-project/locations/us-central1/jobs/"
+            prefix = f"projects/{key['project_id']}/locations/us-central1/jobs/"
+            assert run.infrastructure_id.startswith(prefix)
+            wait_for(
+                lambda: not jobs_of(emulator, key["project_id"], credentials),
+                30,
+                "the run's job to be deleted",
             )
     finally:
         if worker is not None:
             worker.stop()
         server.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 ENDINGS_FLOWS = """
