@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install skyrun with its dev extras (idempotent).
+# Create .venv and install skyrun with its dev and gcp extras (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,6 +9,6 @@ fi
 stamp=.venv/.skyrun-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,gcp]"
   touch "$stamp"
 fi

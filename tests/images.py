@@ -3,16 +3,22 @@
 These machines have no Docker engine and cannot pull from a registry on the internet
 (see shared/reference/containers-here.md), so the base image is made from Debian's
 packages with mmdebstrap and built with Buildah, and the registry is Debian's
-docker-registry. Use them by importing the fixtures into a test module:
+docker-registry. Use them by importing the fixtures into a test module (and naming them
+in its `__all__`, so the imports count as used):
 
-    from images import base_image, image_registry, image_tools  # noqa: F401
+    from images import base_image, image_registry, image_registry_with_login, image_tools
+
+`base_image` is the name to give `base_image:` of build_docker_image; `image_registry`
+(and `image_registry_with_login`, which refuses pushes without its username and
+password) has `host` for image names and `tags(repository)`; `run_in_image` runs a
+command in an image as pushed; `buildah(...)` runs Buildah and fails the test on error.
 
 The base image stands in for `python:3.11-slim`: Debian's python3 (3.11), pip, `python`
 on the PATH, pip free to install into the system (no EXTERNALLY-MANAGED), and this
 machine's CA bundle, so pip inside a build reaches the package index this machine reaches.
 The root filesystem tarball is cached (keyed by what goes in it, refreshed weekly) under
 $SKYRUN_TEST_CACHE, else $XDG_CACHE_HOME/skyrun-test, else ~/.cache/skyrun-test; the
-image stays in Buildah's storage, so a rerun costs nothing. A first run takes ~45 s.
+image stays in Buildah's storage, so a rerun costs nothing. A first run takes ~45-75 s.
 
 Buildah runs with BUILDAH_ISOLATION=chroot (set for the session when unset): its default
 isolation cannot start RUN steps inside a container. Buildah 1.28 (Debian 12) ignores

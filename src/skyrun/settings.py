@@ -286,6 +286,22 @@ class Settings(BaseModel):
     worker_heartbeat_interval: float = _seconds(10.0, high=3600.0)
     worker_offline_after_missed: int = Field(default=3, ge=1, le=1000)
     cancelling_timeout_seconds: float = _seconds(120.0, high=7 * _DAY)
+    cloud_run_start_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="cloud-run worker: seconds an execution may take to start before its run "
+        "is CRASHED (an image that cannot be pulled, no capacity).",
+    )
+    cloud_run_sweep_interval: float = Field(
+        default=300.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="cloud-run worker: seconds between sweeps that delete finished skyrun jobs "
+        "left behind in the pool's region.",
+    )
     idempotency_key_retention_seconds: float = Field(
         default=86400.0,
         gt=0,

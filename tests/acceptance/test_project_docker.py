@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from images import BASE_IMAGE, Registry, base_image, buildah, image_registry, image_tools
 from project_support import TEMPERATURE, skyrun, weather_service, write_weather_project
 from worker_support import ServerProcess
+
+from images import BASE_IMAGE, Registry, base_image, buildah, image_registry, image_tools
 
 __all__ = ["base_image", "image_registry", "image_tools"]  # fixtures, used by name
 
@@ -123,6 +124,8 @@ def test_docker_recipe_builds_pushes_and_the_run_completes_inside_the_image(
             assert f"| Now | {TEMPERATURE} |" in artifact.stdout, artifact.stdout
     finally:
         server.stop()
+        # Each run's images have new names (the registry's port): do not pile them up.
+        buildah("rmi", "--force", f"{image_name}:1", check=False)
 
 
 GUIDE_PREFECT_YAML = Path(__file__).parent.parent / "data" / "prefect-guide.yaml"
@@ -191,3 +194,5 @@ def test_the_guides_prefect_yaml_converts_and_deploys_the_same_deployment(
         }
     finally:
         server.stop()
+        guide_image = f"{image_registry.host}/prefect-project/gcp-weather-image:latest"
+        buildah("rmi", "--force", guide_image, check=False)

@@ -4,6 +4,7 @@ image made here (tests/images.py). Real builds are few: each costs a pip install
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from images import (
 )
 from skyrun.deploy.builders import choose_builder
 from skyrun.deploy.steps import StepError, run_steps
-from skyrun.deploy.steps.docker import build_docker_image, push_docker_image
+from skyrun.deploy.steps.docker import build_docker_image, default_tag, push_docker_image
 
 __all__ = [
     "base_image",
@@ -28,6 +29,11 @@ __all__ = [
     "image_registry_with_login",
     "image_tools",
 ]  # fixtures, used by name
+
+# The base image is made for this machine's architecture, so that is the one to ask for.
+HOST_PLATFORM = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}.get(
+    platform.machine(), f"linux/{platform.machine()}"
+)
 
 FLOWS = """\
 from skyrun import flow
@@ -233,3 +239,48 @@ def test_buildah_default_isolation_failing_in_a_container_says_how_to_fix_it(
     else:
         buildah("rmi", "localhost/isolation:1", check=False)
         pytest.skip("Buildah's default isolation works on this machine")
+
+
+def test_a_bad_skyrunignore_line_stops_an_auto_build_before_the_builder_runs(
+    tmp_path: Path, image_tools: None
+) -> None:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    (tmp_path / ".skyrunignore").write_text("*.pyc\n!\n")
+    with pytest.raises(StepError, match=r"\.skyrunignore:2: '!' is not a gitignore pattern"):
+        build_docker_image(
+            "localhost/bad-ignore",
+            tag="1",
+            dockerfile="auto",
+            builder="buildah",
+            path=str(tmp_path),
+        )
+    assert (
+        buildah("inspect", "--type", "image", "localhost/bad-ignore:1", check=False).returncode != 0
+    )
+
+
+def test_own_dockerfile_gets_base_image_build_args_platform_and_a_time_tag(
+    tmp_path: Path, base_image: str
+) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\n"
+        'RUN echo "$GREETING from $(uname -m)" > /greeting\n'
+    )
+    before = default_tag()
+    # No builder named: the first that works here (buildah: docker has no engine here).
+    built = build_docker_image(
+        "localhost/skyrun-test/own",
+        base_image=base_image,
+        build_args={"GREETING": "hello"},
+        platform=HOST_PLATFORM,
+        path=str(tmp_path),
+    )
+    try:
+        assert before <= built["tag"] <= default_tag()
+        assert built["image"] == f"localhost/skyrun-test/own:{built['tag']}"
+        result = run_in_image(built["image"], "cat", "/greeting", pull=False)
+        assert (result.returncode, result.stdout) == (0, f"hello from {platform.machine()}\n"), (
+            result.stderr
+        )
+    finally:
+        buildah("rmi", built["image"], check=False)

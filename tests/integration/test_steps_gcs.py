@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import jwt
 from google.cloud import storage
 
 from gcs_emulator import gcs, gcs_emulator
@@ -15,6 +22,8 @@ from skyrun.deploy.steps.gcs import pull_from_gcs, push_to_gcs
 __all__ = ["gcs", "gcs_emulator"]  # fixtures used by name
 
 BINARY = bytes(range(256)) * 4
+# What google-auth puts in a service account's token request, wherever token_uri points.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 @pytest.fixture
@@ -148,3 +157,71 @@ def test_unusable_credentials_are_explained(gcs: storage.Client, bucket: str) ->
 def test_a_missing_directory_is_named(gcs: storage.Client, bucket: str) -> None:
     with pytest.raises(StepError, match=r"directory '/no/such/project' does not exist"):
         push_to_gcs(bucket, directory="/no/such/project")
+
+
+class _TokenHandler(BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint as a service account key's `token_uri` sees it."""
+
+    server: _TokenServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        assertion = parse_qs(body)["assertion"][0]
+        self.server.claims.append(
+            jwt.decode(
+                assertion, certs=self.server.public_key, verify=True, audience=GOOGLE_TOKEN_AUDIENCE
+            )
+        )
+        reply = json.dumps({"access_token": "token-1", "expires_in": 3600, "token_type": "Bearer"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply.encode())
+
+
+class _TokenServer(ThreadingHTTPServer):
+    def __init__(self, public_key: str) -> None:
+        super().__init__(("127.0.0.1", 0), _TokenHandler)
+        self.public_key = public_key
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/token"
+        self.claims: list[dict[str, object]] = []
+
+
+def test_a_service_account_key_signs_the_token_request(
+    gcs: storage.Client, bucket: str, project: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    server = _TokenServer(public_pem)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        credentials = {
+            "type": "service_account",
+            "project_id": "skyrun-test",
+            "private_key_id": "k1",
+            "private_key": private_pem,
+            "client_email": "deployer@skyrun-test.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": server.url,
+        }
+        push_to_gcs(bucket, folder="signed", credentials=credentials, directory=str(project))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "signed/flow.py" in names(gcs, bucket)
+    assert server.claims  # the key was used: each request for a token was signed with it
+    assert {claims["iss"] for claims in server.claims} == {credentials["client_email"]}

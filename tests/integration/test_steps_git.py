@@ -235,7 +235,7 @@ def test_a_clone_with_the_token_in_its_config_is_taken_over_and_masked(
         )
         with pytest.raises(StepError) as info:
             git_clone(url, access_token=f"deploy:{TOKEN}", directory="other")
-        assert f"http://deploy:****@127.0.0.1:{port}/other.git" in str(info.value)
+        assert f"is a clone of http://127.0.0.1:{port}/other.git, not of '{url}'" in str(info.value)
         assert "s3cr" not in str(info.value)
         git(
             "clone",

@@ -13,6 +13,7 @@ from skyrun.deploy.dockerfile import (
     image_directory,
     pip_index_build_args,
     project_name,
+    skyrun_source,
 )
 
 WHEEL = "skyrun-0.1.0-py3-none-any.whl"
@@ -111,3 +112,18 @@ def test_local_and_password_urls_stay_out_of_the_build(
     arguments = pip_index_build_args()
     assert arguments.get("PIP_EXTRA_INDEX_URL") == "https://extra.example/simple"
     assert "PIP_INDEX_URL" not in arguments
+
+
+def test_skyrun_source_follows_how_skyrun_was_installed(tmp_path: Path) -> None:
+    wheel = tmp_path / WHEEL
+    wheel.write_bytes(b"")
+    checkout = tmp_path / "skyrun-checkout"
+    checkout.mkdir()
+    editable = {"url": checkout.as_uri(), "dir_info": {"editable": True}}
+    assert skyrun_source(editable) == ("checkout", str(checkout))
+    assert skyrun_source({"url": checkout.as_uri(), "dir_info": {}}) == ("checkout", str(checkout))
+    assert skyrun_source({"url": wheel.as_uri(), "archive_info": {}}) == ("wheel", str(wheel))
+    gone = {"url": (tmp_path / "gone.whl").as_uri(), "archive_info": {}}
+    assert skyrun_source(gone) == ("index", "")
+    assert skyrun_source({"url": "https://example.org/skyrun-0.1.0.tar.gz"}) == ("index", "")
+    assert skyrun_source(None) == ("index", "")

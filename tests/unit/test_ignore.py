@@ -88,3 +88,11 @@ def test_invalid_line_names_file_and_line(tmp_path: Path) -> None:
     ignore_file.write_text("*.pyc\n!\n")
     with pytest.raises(IgnoreFileError, match=r"\.skyrunignore:2: '!' is not a gitignore pattern"):
         load_ignore(tmp_path)
+
+
+def test_a_relative_project_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".skyrunignore").write_text("build\n")
+    make_tree(tmp_path, ["build/x.txt", "sub/build", "sub/keep.py"])
+    monkeypatch.chdir(tmp_path)
+    # `build` without a slash is a file or a directory, anywhere.
+    assert project_files(Path(".")) == [Path(".skyrunignore"), Path("sub/keep.py")]

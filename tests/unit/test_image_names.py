@@ -45,6 +45,8 @@ def test_image_reference(image_name: str, tag: str | None, expected: tuple[str, 
         ("app@sha256:abc", None, "without a digest"),
         ("app", "has space", "is not a valid image tag"),
         ("app", "-x", "not starting with '.' or '-'"),
+        ("Team/App", "1", "a repository name is lowercase (e.g. 'team/app')"),
+        ("Registry.Example.com/Team/App", "1", "lowercase (e.g. 'Registry.Example.com/team/app')"),
     ],
 )
 def test_bad_image_references(image_name: str, tag: str | None, problem: str) -> None:

@@ -30,6 +30,7 @@ GROUPS = {
     "work-queue": "skyrun.cli.work_queues",
     "deployment": "skyrun.cli.deployments",
     "block": "skyrun.cli.blocks",
+    "cloud-run": "skyrun.cli.cloud_run",
 }
 # Top-level commands by name -> "module:function", imported the same way.
 COMMANDS = {

@@ -1,5 +1,5 @@
 """Image builders (Docker, Podman, Buildah): which one to use, and running one with its
-output streamed line by line.
+output streamed line by line (through the steps' one streaming helper).
 
 The builder runs with this process's environment, unchanged: Buildah's
 `BUILDAH_ISOLATION` and `STORAGE_DRIVER` stay the user's choice. Inside a container (CI,
@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections import deque
 
 from skyrun.deploy.steps.errors import StepError
+from skyrun.deploy.steps.shell import stream_command
 
 BUILDERS = ("docker", "podman", "buildah")
 INSTALL_HINT = (
@@ -25,7 +25,7 @@ INSTALL_HINT = (
     "(`apt-get install podman`) or buildah (`apt-get install buildah`), or name an "
     "installed one in the step's `builder:`"
 )
-# How many of the builder's last lines a failure's message repeats.
+# How many of the builder's last lines (of stdout, and of stderr) a failure's message repeats.
 TAIL_LINES = 20
 
 
@@ -93,39 +93,45 @@ def _failure_hint(builder: str, output: str) -> str:
     return ""
 
 
-def run_streaming(
-    command: list[str], what: str, builder: str, stdin_text: str | None = None
-) -> None:
-    """Run `command`, printing its output line by line as it comes.
+def run_builder(command: list[str], what: str, builder: str) -> None:
+    """Run the builder's `command`, its output streamed line by line as it comes.
 
     Raises:
         StepError: It cannot start or exits non-zero; the message has its last lines.
     """
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        )
+        result = stream_command(command)
     except OSError as exc:
         raise StepError(f"cannot run `{_command_text(command)}` to {what}: {exc}") from exc
-    assert process.stdout is not None
-    if stdin_text is not None:
-        assert process.stdin is not None
-        process.stdin.write(stdin_text)
-        process.stdin.close()
-    with process:
-        for line in process.stdout:
-            print(line, end="" if line.endswith("\n") else "\n", flush=True)
-            tail.append(line.rstrip("\n"))
-    if process.returncode != 0:
-        last = "\n".join(tail)
+    if result.returncode != 0:
+        # The builder reports progress and a RUN step's output on stdout, its error on
+        # stderr: the end of each, the error last.
+        last = "\n".join(
+            result.stdout.rstrip("\n").splitlines()[-TAIL_LINES:]
+            + result.stderr.rstrip("\n").splitlines()[-TAIL_LINES:]
+        )
         raise StepError(
             f"{builder} could not {what} (`{_command_text(command)}` exited with code "
-            f"{process.returncode}){_failure_hint(builder, last)}; its last lines:\n{last}"
+            f"{result.returncode}){_failure_hint(builder, last)}; its last lines:\n{last}"
+        )
+
+
+def docker_login(registry: str, username: str, password: str) -> None:
+    """`docker login` with the password on stdin (never on a command line).
+
+    Raises:
+        StepError: The login is refused or docker cannot run.
+    """
+    command = ["docker", "login", "--username", username, "--password-stdin", registry]
+    try:
+        result = subprocess.run(
+            command, input=password, capture_output=True, text=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StepError(f"cannot run `{_command_text(command)}`: {exc}") from exc
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise StepError(
+            f"docker could not log in to {registry} as {username!r}: {detail}; check the "
+            "credentials' username, password and registry_url"
         )

@@ -23,7 +23,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -113,17 +115,23 @@ def project_name(directory: Path) -> str:
     return directory.resolve().name
 
 
-def _installed_from() -> tuple[str, dict[str, object]] | None:
-    """The local path skyrun was installed from and its direct_url.json, if it was."""
-    distribution = importlib.metadata.distribution("skyrun")
-    text = distribution.read_text("direct_url.json")
-    if not text:
-        return None
-    info = json.loads(text)
-    url = urlparse(str(info.get("url", "")))
+def skyrun_source(direct_url: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Where the image's skyrun comes from, given skyrun's `direct_url.json` (PEP 610).
+
+    Returns:
+        `("checkout", path)`: installed from a local directory (editable or not), to build
+        a wheel of; `("wheel", path)`: installed from a wheel file still on disk, to copy;
+        `("index", "")`: anything else (an index, or a source gone since).
+    """
+    url = urlparse(str((direct_url or {}).get("url", "")))
     if url.scheme != "file":
-        return None
-    return unquote(url.path), info
+        return "index", ""
+    path = unquote(url.path)
+    if path.endswith(".whl") and Path(path).is_file():
+        return "wheel", path
+    if "dir_info" in (direct_url or {}) and Path(path).is_dir():
+        return "checkout", path
+    return "index", ""
 
 
 def skyrun_wheel(target: Path) -> str:
@@ -137,16 +145,14 @@ def skyrun_wheel(target: Path) -> str:
         StepError: Building the wheel from the source checkout failed.
     """
     target.mkdir(parents=True, exist_ok=True)
-    version = importlib.metadata.version("skyrun")
-    found = _installed_from()
-    if found is None:
-        return f"skyrun=={version}"
-    source, info = found
-    if source.endswith(".whl") and Path(source).is_file():
+    distribution = importlib.metadata.distribution("skyrun")
+    text = distribution.read_text("direct_url.json")
+    kind, source = skyrun_source(json.loads(text) if text else None)
+    if kind == "index":
+        return f"skyrun=={distribution.version}"
+    if kind == "wheel":
         shutil.copy2(source, target)
         return Path(source).name
-    if "dir_info" not in info or not Path(source).is_dir():
-        return f"skyrun=={version}"
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(target), source]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wheels = sorted(target.glob("skyrun-*.whl"))

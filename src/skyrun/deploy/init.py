@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from skyrun._version import __version__
+from skyrun.deploy.dockerfile import image_directory
 from skyrun.deploy.project import PROJECT_FILE_NAME, ProjectFileError, parse_project
 from skyrun.deploy.recipes import DEPLOYMENT_INPUTS, Recipe, RecipeError, RecipeInput, load_recipe
 from skyrun.deploy.recipes import render as render_recipe
@@ -116,9 +117,12 @@ def _values(
             f"recipe {recipe.name!r} has no field {', '.join(map(repr, unknown))}; "
             f"its fields: {', '.join(known)}"
         )
+    name = fields.get("name", directory.name)
     values = {
-        "name": fields.get("name", directory.name),
+        "name": name,
         "directory": fields.get("directory", str(directory)),
+        # Where build_docker_image's auto Dockerfile puts the project in the image.
+        "image_directory": image_directory(name),
     }
     missing = []
     for recipe_input in recipe.inputs:

@@ -19,6 +19,7 @@ from skyrun.client.client import SkyrunClient
 from skyrun.jobs.exit_codes import ABORTED_EXIT_CODE
 from skyrun.jobs.types import EMPTY_TEMPLATE, default_job_template
 from skyrun.schemas.core import FlowRun
+from skyrun.schemas.work_pools import WorkPool
 
 __all__ = ["ABORTED_EXIT_CODE", "BaseWorker", "InfrastructureError", "InfrastructureResult"]
 
@@ -84,6 +85,23 @@ class BaseWorker(ABC):
     @abstractmethod
     def kill(self, infrastructure_id: str, grace_seconds: float) -> None:
         """Stop the infrastructure: politely, then by force after `grace_seconds`."""
+
+    def start(
+        self, pool: WorkPool, job_configuration: dict[str, Any] | None
+    ) -> dict[uuid.UUID, str]:
+        """Called once before the worker polls `pool`: start background duties.
+
+        Args:
+            pool: The pool this worker serves.
+            job_configuration: What the pool's defaults render to (None if they
+                do not render on their own), e.g. for its region and credentials.
+
+        Returns:
+            The infrastructure of the pool's runs still running (flow run id ->
+            infrastructure id). The loop watches again those this worker holds,
+            so a restarted worker re-attaches to its runs. None here by default.
+        """
+        return {}
 
     def close(self) -> None:
         """Release what the worker holds (clients, threads); called once at exit."""

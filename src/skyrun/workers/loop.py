@@ -25,9 +25,10 @@ from typing import Any
 from skyrun.client.base import CALLER_RETRIES
 from skyrun.client.client import SkyrunClient
 from skyrun.client.errors import ObjectConflict, ObjectNotFound, ServerUnreachable, SkyrunAPIError
+from skyrun.jobs.templates import JobTemplateError
 from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun, FlowRunFilter
-from skyrun.schemas.states import StateType
+from skyrun.schemas.states import TERMINAL_TYPES, StateType
 from skyrun.schemas.work_pools import MAX_HEARTBEAT_RUNS, ClaimedRun, WorkPool, WorkPoolCreate
 from skyrun.settings import Settings
 from skyrun.workers.base import BaseWorker
@@ -137,6 +138,9 @@ class WorkerLoop:
             health_server.start()
         if not opts.run_once and self.client.run_embedded_services():
             logger.info("No SKYRUN_API_URL: this worker also runs the scheduler and housekeeping")
+        running = self._start_worker_type()
+        if running and not opts.run_once:
+            self._reattach(running)
         self._start_daemon(self._heartbeat_loop, "skyrun-worker-heartbeat")
         self._start_daemon(self._cancel_loop, "skyrun-worker-cancel")
         logger.info(
@@ -180,6 +184,59 @@ class WorkerLoop:
             running = len(self.tracker.infrastructure_ids())
             if running:
                 logger.info("Leaving %d run(s) running; they report their own states", running)
+
+    def _start_worker_type(self) -> dict[uuid.UUID, str]:
+        """Let the worker type start its duties; what it still has running for the pool."""
+        try:
+            pool = self.client.read_work_pool(self.options.pool_name)
+            try:
+                configuration: dict[str, Any] | None = self.launcher.prepare(pool.base_job_template)
+            except JobTemplateError:
+                configuration = None  # e.g. a required variable without a default
+            return self.worker.start(pool, configuration)
+        except Exception as exc:
+            logger.warning("Starting the %s worker's duties failed: %s", self.worker.type, exc)
+            return {}
+
+    def _reattach(self, running: dict[uuid.UUID, str]) -> None:
+        """Watch again the runs this worker holds whose infrastructure still runs (a restart)."""
+        try:
+            me = self.client.worker_heartbeat(
+                self.options.pool_name,
+                self.options.worker_name,
+                self.settings.worker_heartbeat_interval,
+            )
+        except Exception as exc:
+            logger.warning("Could not re-attach to running runs: %s", exc)
+            return
+        for flow_run_id, infrastructure_id in running.items():
+            try:
+                run = self.client.read_flow_run(flow_run_id)
+            except Exception as exc:
+                logger.warning("Flow run %s: not re-attached: %s", flow_run_id, exc)
+                continue
+            held = run.worker_id == me.id
+            if not held or run.state is None or run.state.type in TERMINAL_TYPES:
+                continue
+            logger.info("Flow run %s: watching %s again", flow_run_id, infrastructure_id)
+            self.slots.take()
+            self.tracker.add(flow_run_id)
+            self.tracker.started(flow_run_id, infrastructure_id)
+            self._start_daemon(
+                lambda r=flow_run_id, i=infrastructure_id: self._resume_thread(r, i, me.id),
+                f"skyrun-run-{flow_run_id}",
+            )
+
+    def _resume_thread(
+        self, flow_run_id: uuid.UUID, infrastructure_id: str, worker_id: uuid.UUID
+    ) -> None:
+        try:
+            self.launcher.resume(flow_run_id, infrastructure_id, worker_id)
+        except Exception:
+            logger.exception("Flow run %s: watching it again failed", flow_run_id)
+        finally:
+            self.tracker.remove(flow_run_id)
+            self.slots.release()
 
     # -- claiming --------------------------------------------------------------
     def _claim_loop(self) -> None:

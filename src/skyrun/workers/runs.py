@@ -120,14 +120,34 @@ class RunLauncher:
 
     def render(self, claimed: ClaimedRun, flow_run: FlowRun) -> dict[str, Any]:
         deployment = Deployment.model_validate(claimed.deployment) if claimed.deployment else None
-        return prepare_job(
+        return self.prepare(
             claimed.base_job_template,
             deployment.job_variables if deployment else None,
             flow_run.job_variables,
+        )
+
+    def prepare(
+        self,
+        base_job_template: dict[str, Any],
+        deployment_job_variables: dict[str, Any] | None = None,
+        run_job_variables: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Render a job configuration as the worker does for a run (pool defaults alone
+        when no job variables are given)."""
+        return prepare_job(
+            base_job_template,
+            deployment_job_variables,
+            run_job_variables,
             env=os.environ,
             skyrun_variables=self.client.variable_value,
             blocks=self.client.block_value,
         )
+
+    def resume(self, flow_run_id: uuid.UUID, infrastructure_id: str, worker_id: uuid.UUID) -> None:
+        """Watch a run's infrastructure found running when the worker started, and report."""
+        result = self.worker.watch(infrastructure_id)
+        logger.info("Flow run %s: infrastructure exited with %s", flow_run_id, result.describe())
+        self.report_exit(flow_run_id, result, worker_id)
 
     def _record_infrastructure(self, flow_run_id: uuid.UUID, infrastructure_id: str) -> None:
         try:

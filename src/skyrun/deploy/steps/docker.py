@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from skyrun.deploy import dockerfile as auto
-from skyrun.deploy.builders import choose_builder, run_streaming
+from skyrun.deploy.builders import choose_builder, docker_login, run_builder
 from skyrun.deploy.steps.errors import StepError
 
 TAG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -53,6 +53,14 @@ def image_reference(image_name: str, tag: str | None) -> tuple[str, str]:
                 f"image_name {image_name!r} has tag {embedded!r} and `tag` is {tag!r}; give one"
             )
         tag = embedded
+    host, _, repository = name.partition("/")
+    if registry_of(name) == "docker.io":
+        repository = name  # no host in front: all of it is the repository
+    if repository != repository.lower():
+        raise StepError(
+            f"image_name {image_name!r}: a repository name is lowercase "
+            f"(e.g. {(host + '/' if repository != name else '') + repository.lower()!r})"
+        )
     tag = default_tag() if tag is None or str(tag) == "" else str(tag)
     if len(tag) > 128 or tag[0] in ".-" or not set(tag) <= TAG_CHARACTERS:
         raise StepError(
@@ -140,7 +148,7 @@ def build_docker_image(
         for key, value in arguments.items():
             command += ["--build-arg", f"{key}={value}"]
         command.append(str(context))
-        run_streaming(command, f"build {image}", chosen)
+        run_builder(command, f"build {image}", chosen)
     return {"image_name": name, "tag": tag, "image": image}
 
 
@@ -222,8 +230,7 @@ def push_docker_image(
             username, password, registry_url = login
             registry = registry_of(name, registry_url)
             if chosen == "docker":
-                command_login = [chosen, "login", "-u", username, "--password-stdin", registry]
-                run_streaming(command_login, f"log in to {registry}", chosen, stdin_text=password)
+                docker_login(registry, username, password)
             else:
                 token = base64.b64encode(f"{username}:{password}".encode()).decode()
                 authfile = Path(scratch, "auth.json")
@@ -242,5 +249,5 @@ def push_docker_image(
         command.append(image)
         if chosen == "buildah":
             command.append(f"docker://{image}")
-        run_streaming(command, f"push {image}", chosen)
+        run_builder(command, f"push {image}", chosen)
     return {"image_name": name, "tag": tag, "image": image}

@@ -109,15 +109,19 @@ def _default_directory(url: str) -> Path:
     return Path.cwd() / name
 
 
+def _without_credentials(url: str) -> str:
+    """`url` without a user or token in it (a clone made by a tool that put them there)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url
+
+
 def _same_repository(origin: str, url: str) -> bool:
     def normal(value: str) -> str:
         if "://" not in value and Path(value).exists():
             return str(Path(value).resolve())
-        parts = urlsplit(value)
-        if parts.scheme in ("http", "https") and "@" in parts.netloc:
-            # A clone made with the token in its URL (by git itself, or another tool).
-            value = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        return value.rstrip("/").removesuffix(".git")
+        return _without_credentials(value).rstrip("/").removesuffix(".git")
 
     return normal(origin) == normal(url)
 
@@ -128,7 +132,7 @@ def _update(
     origin = git.run("remote", "get-url", "origin", cwd=target).stdout.strip()
     if not _same_repository(origin, url):
         raise StepError(
-            f"{str(target)!r} is a clone of {git.mask(origin) or 'another repository'}, not of "
+            f"{str(target)!r} is a clone of {_without_credentials(origin) or 'another repository'}, not of "
             f"{git.mask(url)!r}; remove it or give another `directory:`"
         )
     if origin != url:  # same repository; keep no token at rest in .git/config

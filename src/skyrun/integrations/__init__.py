@@ -1,0 +1,1 @@
+"""Integrations with other platforms; each subpackage needs its pip extra."""

@@ -1,0 +1,350 @@
+"""Running executions: tasks, attempts, timeouts, retries, cancels, and the counts.
+
+An execution's tasks run `parallelism` at a time (all at once when 0). Each task
+gets up to `maxRetries` more attempts (Google's default 3 when the job leaves it
+unset); an attempt that outlives the task `timeout` (default 600 s) is killed
+with its process group. A cancel sends SIGTERM to every running task's process
+group and SIGKILL after the grace period; tasks not started yet count as
+cancelled. When every task is done the execution's `Completed` condition says
+how it went, in Cloud Run's words, and the operations about it finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.cloud import run_v2
+
+from skyrun.integrations.gcp.emulator.config import PASS_THROUGH_ENV, EmulatorConfig
+from skyrun.integrations.gcp.emulator.runners import (
+    ImageRunner,
+    Prepared,
+    ProcessRunner,
+    TaskRunner,
+    TaskSetupError,
+)
+from skyrun.integrations.gcp.emulator.state import Store, now
+
+State = run_v2.Condition.State
+Reason = run_v2.Condition.ExecutionReason
+DEFAULT_TIMEOUT_SECONDS = 600.0
+DEFAULT_MAX_RETRIES = 3  # Google's, when the task template leaves maxRetries unset
+TIMEOUT_MESSAGE = "The configured timeout was reached."
+
+
+@dataclass
+class _Run:
+    execution: run_v2.Execution
+    never_start: bool
+    setup_error: str | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    processes: set[asyncio.subprocess.Process] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+
+
+def _condition(type_: str, state: int, message: str = "", reason: int = 0) -> run_v2.Condition:
+    condition = run_v2.Condition(
+        type_=type_, state=state, message=message, last_transition_time=now()
+    )
+    if reason:
+        condition.execution_reason = reason  # type: ignore[assignment]
+    return condition
+
+
+def _set_condition(execution: run_v2.Execution, condition: run_v2.Condition) -> None:
+    kept = [c for c in execution.conditions if c.type_ != condition.type_]
+    execution.conditions = [*kept, condition]
+
+
+def _kill_group(process: asyncio.subprocess.Process, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Executor:
+    """Starts, watches and cancels executions.
+
+    Args:
+        store: where executions and operations live.
+        config: the execute mode, work directory, secrets and kill grace.
+        changed: called after every change worth saving.
+    """
+
+    def __init__(self, store: Store, config: EmulatorConfig, changed: Callable[[], None]) -> None:
+        self.store = store
+        self.config = config
+        self.changed = changed
+        self.runner: TaskRunner = ImageRunner() if config.execute == "image" else ProcessRunner()
+        self._runs: dict[str, _Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def log_dir(self, execution_name: str) -> Path:
+        """Where an execution's task output goes (its `logUri`)."""
+        return self.config.work_dir / "logs" / execution_name.replace("/", "_")
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the loop, kept until done (and awaited by `close`)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def fail(self, execution: run_v2.Execution, message: str) -> None:
+        """Start `execution` failing at once, its image missing (CONTAINER_MISSING)."""
+        self.start(execution, setup_error=message)
+
+    def start(
+        self,
+        execution: run_v2.Execution,
+        *,
+        never_start: bool = False,
+        setup_error: str | None = None,
+    ) -> None:
+        """Run `execution` in the background (or, with `never_start`, keep it pending)."""
+        execution.log_uri = self.log_dir(execution.name).as_uri()
+        execution.reconciling = True
+        _set_condition(execution, _condition("ResourcesAvailable", State.CONDITION_PENDING))
+        _set_condition(execution, _condition("Started", State.CONDITION_PENDING))
+        _set_condition(execution, _condition("Completed", State.CONDITION_PENDING))
+        run = _Run(execution, never_start, setup_error)
+        self._runs[execution.name] = run
+        self.background(self._run(run))
+
+    def is_running(self, execution_name: str) -> bool:
+        """Whether the execution has not finished yet."""
+        return execution_name in self._runs
+
+    async def cancel(self, execution_name: str) -> None:
+        """Stop an execution: SIGTERM its tasks' process groups, SIGKILL after the grace."""
+        run = self._runs.get(execution_name)
+        if run is None or run.cancelled.is_set():
+            return
+        run.cancelled.set()
+        for process in list(run.processes):
+            _kill_group(process, signal.SIGTERM)
+        deadline = asyncio.get_running_loop().time() + self.config.kill_grace_seconds
+        while run.processes and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for process in list(run.processes):
+            _kill_group(process, signal.SIGKILL)
+
+    async def close(self) -> None:
+        """Kill every running task (the emulator is stopping)."""
+        self.config.kill_grace_seconds = min(self.config.kill_grace_seconds, 1.0)
+        await asyncio.gather(*(self.cancel(name) for name in list(self._runs)))
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    async def _run(self, run: _Run) -> None:
+        execution = run.execution
+        template = execution.template
+        try:
+            if run.never_start:
+                await run.cancelled.wait()
+                execution.cancelled_count = execution.task_count
+                return
+            try:
+                if run.setup_error:
+                    raise TaskSetupError(run.setup_error, "CONTAINER_MISSING")
+                prepared = await self.runner.prepare(template.containers[0])
+                base_env = self._base_env(execution)
+            except TaskSetupError as exc:
+                execution.failed_count = execution.task_count
+                run.failures.append(exc.message)
+                if exc.reason:
+                    _set_condition(
+                        execution,
+                        _condition("ResourcesAvailable", State.CONDITION_FAILED, exc.message),
+                    )
+                    self._job_ready(execution, State.CONDITION_FAILED, exc.message, exc.reason)
+                return
+            execution.start_time = now()
+            _set_condition(execution, _condition("ResourcesAvailable", State.CONDITION_SUCCEEDED))
+            _set_condition(execution, _condition("Started", State.CONDITION_SUCCEEDED))
+            if self._job(execution).start_execution_token:
+                self._job_ready(execution, State.CONDITION_SUCCEEDED)
+            self.changed()
+            limit = execution.parallelism or execution.task_count
+            slots = asyncio.Semaphore(limit)
+            await asyncio.gather(
+                *(
+                    self._task(run, index, slots, prepared, base_env)
+                    for index in range(execution.task_count)
+                )
+            )
+        finally:
+            self._finish(run)
+
+    def _base_env(self, execution: run_v2.Execution) -> dict[str, str]:
+        container = execution.template.containers[0]
+        env: dict[str, str] = {}
+        if self.config.execute == "process":
+            env = {name: os.environ[name] for name in PASS_THROUGH_ENV if name in os.environ}
+        for variable in container.env:
+            if variable.value_source and variable.value_source.secret_key_ref.secret:
+                env[variable.name] = self._secret(variable.value_source.secret_key_ref.secret)
+            else:
+                env[variable.name] = variable.value
+        env["CLOUD_RUN_JOB"] = execution.job
+        env["CLOUD_RUN_EXECUTION"] = execution.name.rsplit("/", 1)[-1]
+        env["CLOUD_RUN_TASK_COUNT"] = str(execution.task_count)
+        return env
+
+    def _secret(self, secret: str) -> str:
+        short = secret.rsplit("/", 1)[-1]
+        for key in (secret, short):
+            if key in self.config.secrets:
+                return self.config.secrets[key]
+        raise TaskSetupError(
+            f"Secret '{secret}' was not found (the emulator knows only the secrets given "
+            "with --secret NAME=VALUE)."
+        )
+
+    async def _task(
+        self,
+        run: _Run,
+        index: int,
+        slots: asyncio.Semaphore,
+        prepared: Prepared,
+        base_env: dict[str, str],
+    ) -> None:
+        execution = run.execution
+        template = execution.template
+        retries = template.max_retries if "max_retries" in template else DEFAULT_MAX_RETRIES
+        async with slots:
+            for attempt in range(retries + 1):
+                if run.cancelled.is_set():
+                    execution.cancelled_count += 1
+                    return
+                execution.running_count += 1
+                self.changed()
+                try:
+                    failure = await self._attempt(run, index, attempt, prepared, base_env)
+                finally:
+                    execution.running_count -= 1
+                if failure is None:
+                    execution.succeeded_count += 1
+                    return
+                if run.cancelled.is_set():
+                    execution.cancelled_count += 1
+                    return
+                if attempt < retries:
+                    execution.retried_count += 1
+                    continue
+                execution.failed_count += 1
+                task_name = f"{execution.name.rsplit('/', 1)[-1]}-task{index}"
+                run.failures.append(f"Task {task_name} failed with message: {failure}")
+
+    async def _attempt(
+        self, run: _Run, index: int, attempt: int, prepared: Prepared, base_env: dict[str, str]
+    ) -> str | None:
+        execution = run.execution
+        template = execution.template
+        env = {
+            **base_env,
+            "CLOUD_RUN_TASK_INDEX": str(index),
+            "CLOUD_RUN_TASK_ATTEMPT": str(attempt),
+        }
+        container = template.containers[0]
+        log_dir = self.log_dir(execution.name)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        working_dir: Path | str = container.working_dir
+        if not working_dir and self.config.execute == "process":
+            # A fresh directory per attempt, as a fresh container starts from its image.
+            working_dir = self.config.work_dir / "tasks" / log_dir.name / f"{index}-{attempt}"
+            working_dir.mkdir(parents=True, exist_ok=True)
+        timeout = template.timeout.total_seconds() if template.timeout else DEFAULT_TIMEOUT_SECONDS
+        with (log_dir / f"task-{index}-attempt-{attempt}.log").open("ab") as log:
+            try:
+                async with self.runner.spawn(prepared, env, working_dir, log) as process:
+                    run.processes.add(process)
+                    try:
+                        code = await asyncio.wait_for(process.wait(), timeout)
+                    except TimeoutError:
+                        _kill_group(process, signal.SIGKILL)
+                        await process.wait()
+                        return TIMEOUT_MESSAGE
+                    finally:
+                        run.processes.discard(process)
+            except TaskSetupError as exc:
+                return exc.message
+        if code == 0:
+            return None
+        if code < 0:
+            return f"The container was terminated by signal {-code}."
+        return f"The container exited with an exit code of {code}."
+
+    def _job(self, execution: run_v2.Execution) -> run_v2.Job:
+        # A deleted job's executions finish unseen: a detached Job takes the updates.
+        return self.store.jobs.get(execution.name.split("/executions/")[0]) or run_v2.Job()
+
+    def _job_ready(
+        self, execution: run_v2.Execution, state: int, message: str = "", reason: str = ""
+    ) -> None:
+        # The job created with an execution token is Ready when that execution has
+        # started (startExecutionToken) or completed (runExecutionToken).
+        job = self._job(execution)
+        token = job.start_execution_token or job.run_execution_token
+        if not token or not execution.name.endswith(f"-{token}"):
+            return
+        if state == State.CONDITION_SUCCEEDED:
+            message = ""
+        condition = run_v2.Condition(
+            type_="Ready", state=state, message=message, last_transition_time=now()
+        )
+        if reason:
+            condition.reason = getattr(run_v2.Condition.CommonReason, reason)
+        job.terminal_condition = condition
+        job.reconciling = False
+
+    def _finish(self, run: _Run) -> None:
+        execution = run.execution
+        self._runs.pop(execution.name, None)
+        execution.completion_time = now()
+        execution.reconciling = False
+        if run.cancelled.is_set():
+            completed = _condition(
+                "Completed",
+                State.CONDITION_FAILED,
+                "The execution was cancelled.",
+                Reason.CANCELLED,
+            )
+            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_CANCELLED
+        elif run.failures:
+            failed = execution.failed_count
+            message = f"{failed} of {execution.task_count} tasks failed. {run.failures[0]}"
+            completed = _condition(
+                "Completed", State.CONDITION_FAILED, message, Reason.NON_ZERO_EXIT_CODE
+            )
+            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_FAILED
+        else:
+            seconds = (execution.completion_time - execution.start_time).total_seconds()
+            completed = _condition(
+                "Completed",
+                State.CONDITION_SUCCEEDED,
+                f"Execution completed successfully in {seconds:.1f}s.",
+            )
+            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_SUCCEEDED
+        if not execution.start_time:
+            _set_condition(execution, _condition("Started", State.CONDITION_FAILED))
+        _set_condition(execution, completed)
+        job = self._job(execution)
+        if job.latest_created_execution.name == execution.name:
+            job.latest_created_execution.completion_time = execution.completion_time
+            job.latest_created_execution.completion_status = status  # type: ignore[assignment]
+        if job.run_execution_token:
+            self._job_ready(execution, completed.state, completed.message)
+        error = None
+        if completed.state != State.CONDITION_SUCCEEDED:
+            error = {"code": 10 if run.cancelled.is_set() else 9, "message": completed.message}
+        for operation in self.store.operations.values():
+            if operation.resource_name == execution.name and not operation.done:
+                operation.finish(error)
+        self.changed()
