@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# skyrun's main job on the embedded default: a server on SQLite, a process worker,
-# and the example weather flow deployed, run through the worker, and inspected.
+# skyrun's main job on the embedded default, as the Cloud Run guide's journey: a server on
+# SQLite, the local Cloud Run emulator checking a service-account key, a gcp-credentials
+# block holding that key, a cloud-run work pool pointed at the emulator, a cloud-run worker,
+# and the example weather flow deployed, run as a Cloud Run job, and inspected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -49,18 +51,68 @@ until healthy; do
   sleep 0.5
 done
 
-echo "== a process work pool and a worker"
-skyrun work-pool inspect demo-pool >/dev/null 2>&1 || skyrun work-pool create demo-pool --type process
-skyrun worker start --pool demo-pool --limit 4 >"$SKYRUN_HOME/worker.log" 2>&1 &
+emulator_port="${SKYRUN_DEMO_EMULATOR_PORT:-$((port + 1))}"
+emulator="http://127.0.0.1:$emulator_port"
+key_file="$SKYRUN_HOME/demo-service-account.json"
+echo "== a service-account key and the Cloud Run emulator at $emulator (it checks that key)"
+# A real RSA key, written like Google's key files; its token_uri is the emulator's.
+python - "$key_file" "$emulator/token" <<'PY'
+import json, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()).decode()
+info = {"type": "service_account", "project_id": "skyrun-demo", "private_key_id": "demo",
+        "private_key": pem, "client_email": "runner@skyrun-demo.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": sys.argv[2]}
+with open(sys.argv[1], "w") as out:
+    json.dump(info, out)
+PY
+chmod 600 "$key_file"
+skyrun cloud-run emulator --port "$emulator_port" --service-account-key "$key_file" \
+  >"$SKYRUN_HOME/emulator.log" 2>&1 &
 pids+=($!)
+deadline=$((SECONDS + server_wait_seconds))
+until grep -q "listening on" "$SKYRUN_HOME/emulator.log" 2>/dev/null; do
+  if ((SECONDS >= deadline)); then
+    echo "demo: the emulator did not start; the end of $SKYRUN_HOME/emulator.log:" >&2
+    tail -n 20 "$SKYRUN_HOME/emulator.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+
+echo "== a gcp-credentials block and a cloud-run work pool"
+skyrun block inspect gcp-credentials/demo-creds >/dev/null 2>&1 && skyrun block delete gcp-credentials/demo-creds >/dev/null
+skyrun block create gcp-credentials demo-creds --field project=skyrun-demo \
+  --field "service_account_info=@$key_file"
+skyrun work-pool inspect demo-cloud-run >/dev/null 2>&1 || skyrun work-pool create demo-cloud-run --type cloud-run
+skyrun work-pool update demo-cloud-run --set region=us-central1 \
+  --set credentials=gcp-credentials/demo-creds \
+  --set service_account_name=runner@skyrun-demo.iam.gserviceaccount.com \
+  --set "api_endpoint=$emulator" --set image=us-docker.pkg.dev/skyrun-demo/flows/weather:demo
+
+echo "== a cloud-run worker"
+skyrun worker start --pool demo-cloud-run --type cloud-run >"$SKYRUN_HOME/worker.log" 2>&1 &
+pids+=($!)
+deadline=$((SECONDS + server_wait_seconds))
+until grep -q "polling work pool" "$SKYRUN_HOME/worker.log" 2>/dev/null; do
+  if ((SECONDS >= deadline)); then
+    echo "demo: the worker did not start; the end of $SKYRUN_HOME/worker.log:" >&2
+    tail -n 20 "$SKYRUN_HOME/worker.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
 
 echo "== deploying examples/weather.py:weather_report"
-(cd examples && python -c "from weather import weather_report; weather_report.deploy(name='demo', work_pool_name='demo-pool')")
+(cd examples && skyrun deploy weather.py:weather_report --name demo --pool demo-cloud-run)
 
-echo "== running it through the worker"
+echo "== running it as a Cloud Run job"
 skyrun deployment run weather-report/demo --param 'cities=["Lisbon","Oslo","Tokyo"]' --watch
 
 echo "== the newest run, its artifact"
 skyrun flow-run ls --limit 3
 skyrun artifact inspect weather-report
-echo "demo finished: server and worker logs are in $SKYRUN_HOME"
+echo "demo finished: server, emulator and worker logs are in $SKYRUN_HOME"
