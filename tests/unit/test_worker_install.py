@@ -83,11 +83,16 @@ def test_prompt_declined_installs_nothing(needs_a_dependency: str) -> None:
 
 
 @pytest.mark.parametrize("policy", [InstallPolicy.IF_NOT_PRESENT, InstallPolicy.PROMPT])
-def test_a_type_missing_from_skyrun_itself_installs_nothing(policy: InstallPolicy) -> None:
-    # cloud-run's module is not in this version of skyrun: no pip extra can add it, so
+def test_a_type_missing_from_skyrun_itself_installs_nothing(
+    policy: InstallPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A type whose module is not in this version of skyrun: no pip extra can add it, so
     # nothing is installed (never_asked fails if the prompt is even shown).
+    monkeypatch.setitem(
+        registry.WORKER_TYPES, "future", ("skyrun.integrations.future.worker", "Worker", "gcp")
+    )
     with pytest.raises(WorkerTypeUnavailable, match="not part of skyrun"):
-        load_worker_type("cloud-run", policy, interactive=True, confirm=never_asked)
+        load_worker_type("future", policy, interactive=True, confirm=never_asked)
 
 
 def test_an_unknown_type_lists_the_known_ones() -> None:
