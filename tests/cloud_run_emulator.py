@@ -3,7 +3,8 @@
 Import into a test module (`from cloud_run_emulator import cloud_run_emulator`):
 `cloud_run_emulator` is one process-mode emulator per session (per xdist worker); for
 other options start an `Emulator(...)` yourself (it is a context manager). Faults:
-`emulator.fault(method="jobs.create", count=3, status=429)`; call counts:
+`emulator.fault(method="jobs.create", count=3, status=429, project="p1")` (with a project,
+only that project's calls meet it: use a project per test on the shared emulator); call counts:
 `emulator.calls()`. See skyrun.integrations.gcp.emulator.faults for the shapes.
 """
 

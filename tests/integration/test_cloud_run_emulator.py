@@ -148,9 +148,10 @@ def test_get_list_pages_patch_and_delete(cloud_run_emulator: Emulator) -> None:
 
 def test_validate_only_creates_nothing(cloud_run_emulator: Emulator) -> None:
     jobs, where = cloud_run_emulator.jobs(), parent()
-    jobs.create_job(
+    checked = jobs.create_job(
         request={"parent": where, "job_id": "dry", "job": python_job("pass"), "validate_only": True}
-    )
+    ).result(timeout=30)
+    assert checked.name == f"{where}/jobs/dry"
     with pytest.raises(exceptions.NotFound):
         jobs.get_job(name=f"{where}/jobs/dry")
 

@@ -129,6 +129,7 @@ class Executor:
 
     async def close(self) -> None:
         """Kill every running task (the emulator is stopping)."""
+        # A stopping emulator gives tasks 1 s, not 10: whoever stops it is waiting.
         self.config.kill_grace_seconds = min(self.config.kill_grace_seconds, 1.0)
         await asyncio.gather(*(self.cancel(name) for name in list(self._runs)))
         if self._tasks:

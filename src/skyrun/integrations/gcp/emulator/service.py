@@ -20,6 +20,7 @@ from skyrun.integrations.gcp.emulator.executor import Executor
 from skyrun.integrations.gcp.emulator.faults import FaultBook
 from skyrun.integrations.gcp.emulator.runners import ImageRunner, TaskSetupError
 from skyrun.integrations.gcp.emulator.state import (
+    TYPE_URL,
     ApiError,
     Operation,
     Store,
@@ -37,6 +38,17 @@ from skyrun.integrations.gcp.emulator.templates import (
 
 Ready = run_v2.Condition.State
 LaunchStage = launch_stage_pb2.LaunchStage
+
+
+def validated(parent: str, job: run_v2.Job) -> dict[str, Any]:
+    """The done Operation a validateOnly call answers: the job as it would be, unsaved."""
+    typed = {"@type": TYPE_URL + "Job", **message_json(job)}
+    return {
+        "name": f"{parent}/operations/validate",
+        "metadata": typed,
+        "done": True,
+        "response": typed,
+    }
 
 
 class Service:
@@ -109,7 +121,7 @@ class Service:
         )
         job.reconciling = state != Ready.CONDITION_SUCCEEDED
         if validate_only:
-            return {"name": f"{parent}/operations/validate", "done": True}
+            return validated(parent, job)
         self.store.jobs[name] = job
         operation = self.store.new_operation(parent, "Job", name)
         if checking_image:
@@ -156,7 +168,7 @@ class Service:
             return self.create_job(parent, job_id, job, validate_only)
         check_template(job)
         if validate_only:
-            return {"name": f"{name.rpartition('/jobs/')[0]}/operations/validate", "done": True}
+            return validated(name.rpartition("/jobs/")[0], job)
         for field in ("labels", "annotations", "client", "client_version", "launch_stage"):
             setattr(current, field, getattr(job, field))
         current.template = job.template
