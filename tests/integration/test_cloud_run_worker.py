@@ -13,6 +13,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from skyrun.integrations.gcp.worker import CloudRunWorker
 from skyrun.jobs.templates import prepare_job
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
+from skyrun.schemas.states import State, StateType, utcnow
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate
 from skyrun.workers.base import InfrastructureError
 
@@ -313,3 +315,28 @@ def test_a_missing_image_fails_fast_with_cloud_runs_message_and_leaves_no_job(
             assert harness.job_names() == []
         finally:
             harness.worker.close()
+
+
+def test_a_run_claimed_again_replaces_its_finished_earlier_job_but_never_its_own(
+    harness: Harness,
+) -> None:
+    flow_run, first = harness.submit("pass", keep_job=True)
+    harness.worker.watch(first)
+    created = harness.executions.get_execution(name=first).create_time
+    config = harness.config("pass", keep_job=True)
+
+    def claimed(after: timedelta) -> FlowRun:
+        pending = State(type=StateType.PENDING, name="Pending", timestamp=utcnow() + after)
+        return flow_run.model_copy(update={"state": pending})
+
+    # Claimed just now: the finished execution may be this claim's own (a lost reply).
+    again = harness.worker.submit(claimed(timedelta(0)), config, {})
+    assert again == first
+    assert harness.executions.get_execution(name=again).create_time == created
+    # Claimed well after it ran (the run was rescheduled): a new job, one new execution.
+    later = harness.worker.submit(claimed(timedelta(minutes=5)), config, {})
+    assert harness.worker.watch(later).exit_code == 0
+    execution = harness.executions.get_execution(name=later)
+    assert execution.create_time > created
+    assert harness.jobs.get_job(name=job_of(later)).execution_count == 1
+    harness.jobs.delete_job(name=job_of(later))
