@@ -10,6 +10,7 @@ other options start an `Emulator(...)` yourself (it is a context manager). Fault
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import run_v2
 
-from processes import SKYRUN, free_port, stop
+from processes import SKYRUN, free_port, stop, wait_for
 
 START_TIMEOUT = 60  # a guard against a hang, not a timing assertion
 PROJECT = "skyrun-test"
@@ -64,8 +65,8 @@ class Emulator:
         port: where it listens (free when None; given, to restart on it).
         args: more command-line options (e.g. "--execute", "image").
         persist: pass --state-dir work_dir/state.
-        env: its environment (default: this process's); tasks in process mode take
-            PATH, HOME and a few more from it.
+        env: its environment (default: this process's, with this venv's bin first on
+            PATH); tasks in process mode take PATH, HOME and a few more from it.
     """
 
     def __init__(
@@ -81,14 +82,18 @@ class Emulator:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work_dir / "emulator.log"
         self._log = self.log_path.open("ab")
+        start = self._log.tell()  # a restart appends to the same log
         command = [str(SKYRUN), "cloud-run", "emulator", "--port", str(self.port), *args]
         if persist:
             command += ["--state-dir", str(work_dir / "state")]
+        if env is None:
+            # Tasks take PATH from the emulator: put this venv's `skyrun` and `python` first.
+            env = {**os.environ, "PATH": f"{SKYRUN.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while "listening on" not in self.log_path.read_text():
+        while b"listening on" not in self.log_path.read_bytes()[start:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"the emulator did not start:\n{self.log_path.read_text()}")
@@ -122,6 +127,25 @@ class Emulator:
         """API calls received so far, by method."""
         calls: dict[str, int] = httpx.get(f"{self.url}/_emulator/calls", timeout=10).json()["calls"]
         return calls
+
+    def wait_operation(self, name: str, seconds: float) -> dict[str, Any]:
+        """operations.wait for at most `seconds`: the Operation JSON."""
+        response = httpx.post(
+            f"{self.url}/v2/{name}:wait", json={"timeout": f"{seconds}s"}, timeout=seconds + 30
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_done(self, name: str, timeout: float = 60) -> run_v2.Execution:
+        """The execution `name` once it has completed."""
+        client = self.executions()
+        return wait_for(
+            lambda: (e := client.get_execution(name=name)).completion_time and e,
+            timeout,
+            f"execution {name} to complete",
+            interval=0.05,
+        )
 
     def stop(self) -> None:
         """Stop it (SIGTERM: its running tasks are killed)."""

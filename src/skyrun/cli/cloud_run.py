@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import typer
 
 from skyrun.cli.errors import CLIError
+from skyrun.cli.server import is_loopback
 
 app = typer.Typer(help="Google Cloud Run tools.", no_args_is_help=True)
 
@@ -54,6 +56,11 @@ def emulator(
     secret: list[str] = typer.Option(
         [], "--secret", help="NAME=VALUE: a Secret Manager secret for env valueSource references."
     ),
+    insecure: bool = typer.Option(
+        False,
+        "--insecure-no-auth",
+        help="Allow listening beyond loopback without --service-account-key.",
+    ),
 ) -> None:
     """Serve the Cloud Run Admin API v2 (jobs, executions, operations) on this machine."""
     # Imported here: the emulator needs the gcp extra, and other commands must start fast.
@@ -70,6 +77,14 @@ def emulator(
         raise CLIError(f"--execute is process or image, not {execute!r}")
     if service_account_key is not None and not service_account_key.is_file():
         raise CLIError(f"--service-account-key {service_account_key}: no such file")
+    if not is_loopback(host) and service_account_key is None and not insecure:
+        raise CLIError(
+            f"refusing to listen on {host} without --service-account-key: the emulator runs "
+            "the commands of the jobs it is sent, so anyone who can reach it could run code "
+            "on this machine. Give it a key, or pass --insecure-no-auth if you really mean it."
+        )
+    if execute == "image" and shutil.which("buildah") is None:
+        raise CLIError("--execute image runs tasks with buildah: apt-get install buildah")
     regions = None if any_region else frozenset(region) if region else CLOUD_RUN_REGIONS
     work_dir = state_dir or Path(tempfile.mkdtemp(prefix="skyrun-cloud-run-emulator-"))
     try:
@@ -86,7 +101,15 @@ def emulator(
     except (ValueError, KeyError, OSError) as exc:
         raise CLIError(f"the emulator cannot start: {exc}") from None
     server = uvicorn.Server(
-        uvicorn.Config(application, host=host, port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # An operations.wait long-poll must not hold up stopping (and killing tasks).
+            timeout_graceful_shutdown=3,
+        )
     )
     asyncio.run(_serve(server, host))
 

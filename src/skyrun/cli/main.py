@@ -29,8 +29,8 @@ GROUPS = {
     "work-pool": "skyrun.cli.work_pools",
     "work-queue": "skyrun.cli.work_queues",
     "deployment": "skyrun.cli.deployments",
-    "cloud-run": "skyrun.cli.cloud_run",
     "block": "skyrun.cli.blocks",
+    "cloud-run": "skyrun.cli.cloud_run",
 }
 # Top-level commands by name -> "module:function", imported the same way.
 COMMANDS = {

@@ -40,10 +40,20 @@ def _configure_worker_logging(level: str) -> None:
 
 @app.command()
 def start(
-    pool: Annotated[str, typer.Option("--pool", "-p", help="The work pool to poll.")],
+    # From the environment too, so an image's fixed command (the worker image's CMD)
+    # is pointed at a pool by the platform's variables alone.
+    pool: Annotated[
+        str,
+        typer.Option("--pool", "-p", envvar="SKYRUN_WORKER_POOL", help="The work pool to poll."),
+    ],
     worker_type: Annotated[
         str | None,
-        typer.Option("--type", "-t", help="Worker type (default: the pool's type, or 'process')."),
+        typer.Option(
+            "--type",
+            "-t",
+            envvar="SKYRUN_WORKER_TYPE",
+            help="Worker type (default: the pool's type, or 'process').",
+        ),
     ] = None,
     work_queue: Annotated[
         list[str] | None,
@@ -58,7 +68,7 @@ def start(
     ] = False,
     with_healthcheck: Annotated[
         bool,
-        typer.Option("--with-healthcheck", help="Serve GET /health on $PORT (default 8080)."),
+        typer.Option("--with-healthcheck", help="Serve GET / and /health on $PORT (default 8080)."),
     ] = False,
     install_policy: Annotated[
         str,
@@ -74,7 +84,7 @@ def start(
     from skyrun.client.errors import ObjectNotFound
     from skyrun.jobs.types import UnknownWorkerType
     from skyrun.settings import get_settings
-    from skyrun.workers.health import DEFAULT_PORT
+    from skyrun.workers.health import HealthCheckError, healthcheck_port
     from skyrun.workers.install import InstallPolicy, WorkerTypeUnavailable, load_worker_type
     from skyrun.workers.loop import (
         WorkerConfigError,
@@ -90,6 +100,13 @@ def start(
     except ValueError:
         choices = ", ".join(p.value for p in InstallPolicy)
         raise CLIError(f"--install-policy must be one of {choices}, not {install_policy!r}")
+    # Checked first: a bad $PORT is reported before anything is installed or created.
+    port = None
+    if with_healthcheck:
+        try:
+            port = healthcheck_port()
+        except HealthCheckError as exc:
+            raise CLIError(str(exc))
     settings = get_settings()
     _configure_worker_logging(settings.logging_level)
     client = get_client(settings)
@@ -109,9 +126,6 @@ def start(
         check_work_queues(client, pool, list(work_queue or []))
     except WorkerConfigError as exc:
         raise CLIError(str(exc))
-    port = None
-    if with_healthcheck:
-        port = int(os.environ.get("PORT") or DEFAULT_PORT)
     options = WorkerOptions(
         pool_name=pool,
         worker_name=name or _default_name(),
@@ -135,5 +149,5 @@ def start(
     signal.signal(signal.SIGTERM, on_signal)
     try:
         loop.run()
-    except WorkerError as exc:
+    except (WorkerError, HealthCheckError) as exc:
         raise CLIError(str(exc))

@@ -1,22 +1,54 @@
 """`--with-healthcheck`: GET /health answers 200 while the worker's polling succeeds.
 
-A worker deployed as a Cloud Run service must answer health checks on $PORT;
-it reports unhealthy (503) once its last successful poll is too old, so the
-platform restarts a worker that lost its server.
+A worker deployed as a Cloud Run service must answer health checks on $PORT (Cloud
+Run sets it, 8080 unless told otherwise, and probes `/` by TCP or HTTP, so `/` answers
+as `/health` does); it reports unhealthy (503) once its last successful poll is too
+old, so the platform restarts a worker that lost its server.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 logger = logging.getLogger("skyrun.worker")
 
 DEFAULT_PORT = 8080
 MIN_THRESHOLD_SECONDS = 30.0
+
+
+class HealthCheckError(Exception):
+    """The health check cannot be served (a bad $PORT, or the port is taken)."""
+
+
+def healthcheck_port(environ: Mapping[str, str] | None = None) -> int:
+    """The port the health check listens on: $PORT when set, else 8080.
+
+    Args:
+        environ: The environment to read (default: this process's).
+
+    Raises:
+        HealthCheckError: PORT is set but is not a port number (1-65535).
+    """
+    value = (os.environ if environ is None else environ).get("PORT", "").strip()
+    if not value:
+        return DEFAULT_PORT
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise HealthCheckError(
+            f"PORT={value!r} is not a port number (1-65535): the health check "
+            f"(--with-healthcheck) listens on $PORT; set it to a free port or unset it for "
+            f"{DEFAULT_PORT}"
+        )
+    return port
 
 
 class PollHealth:
@@ -48,7 +80,7 @@ def _handler(health: PollHealth) -> type[BaseHTTPRequestHandler]:
     class HealthHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0].rstrip("/") not in ("/health", ""):
-                self.send_error(404, "only /health is served here")
+                self.send_error(404, "only / and /health are served here")
                 return
             ago = health.seconds_since_poll()
             ok = ago <= health.threshold_seconds
@@ -76,7 +108,18 @@ class HealthServer:
     """Serves GET /health in a daemon thread."""
 
     def __init__(self, health: PollHealth, port: int, host: str = "0.0.0.0") -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(health))
+        """Bind the port now, so a taken port stops the worker before it claims anything.
+
+        Raises:
+            HealthCheckError: The port cannot be bound (in use, or not allowed).
+        """
+        try:
+            self._server = ThreadingHTTPServer((host, port), _handler(health))
+        except OSError as exc:
+            raise HealthCheckError(
+                f"cannot serve the health check on {host}:{port} ({exc.strerror or exc}); "
+                "set PORT to a free port"
+            ) from exc
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
@@ -26,8 +28,9 @@ from skyrun.integrations.gcp.emulator.auth import ServiceAccountAuth
 from skyrun.integrations.gcp.emulator.config import EmulatorConfig
 from skyrun.integrations.gcp.emulator.executor import Executor
 from skyrun.integrations.gcp.emulator.faults import FaultBook, parse_fault
-from skyrun.integrations.gcp.emulator.service import Service, invalid
+from skyrun.integrations.gcp.emulator.service import Service
 from skyrun.integrations.gcp.emulator.state import ApiError, Store, message_json
+from skyrun.integrations.gcp.emulator.templates import invalid
 
 PARENT = r"/v2/(?P<parent>projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+))"
 JOB = PARENT + r"/jobs/(?P<job>[^/:]+)"
@@ -35,6 +38,7 @@ EXECUTION = JOB + r"/executions/(?P<execution>[^/:]+)"
 OPERATION = PARENT + r"/operations/(?P<operation>[^/:]+)"
 DEFAULT_PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60.0
+logger = logging.getLogger("skyrun.cloud_run_emulator")
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Any]]
 
@@ -106,7 +110,9 @@ class EmulatorApp:
         if path.startswith("/_emulator/"):
             response = await self._emulator_endpoint(request, path)
         elif self.auth is not None and path == self.auth.token_path and request.method == "POST":
-            status, body = self.auth.grant(dict((await request.form()).items()))  # type: ignore[arg-type]
+            # A urlencoded form, parsed here: Starlette's form parser needs python-multipart.
+            form = dict(parse_qsl((await request.body()).decode()))
+            status, body = self.auth.grant(form)
             response = JSONResponse(body, status_code=status)
         else:
             api_response = await self._api_call(request, path, receive)
@@ -127,19 +133,19 @@ class EmulatorApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _route(self, verb: str, path: str) -> tuple[str, Handler, dict[str, str]]:
+        for route_verb, pattern, method, handler in self.routes:
+            match = pattern.match(path)
+            if match and route_verb == verb:
+                return method, handler, match.groupdict()
+        raise ApiError(
+            404, "NOT_FOUND", f"The URL {verb} {path} is not part of the Cloud Run Admin API v2."
+        )
+
     async def _api_call(self, request: Request, path: str, receive: Receive) -> Response | None:
         try:
-            for verb, pattern, method, handler in self.routes:  # noqa: B007 (used below)
-                match = pattern.match(path)
-                if match and request.method == verb:
-                    break
-            else:
-                raise ApiError(
-                    404,
-                    "NOT_FOUND",
-                    f"The URL {request.method} {path} is not part of the Cloud Run Admin API v2.",
-                )
-            fault = self.faults.on_call(method)
+            method, handler, params = self._route(request.method, path)
+            fault = self.faults.on_call(method, params.get("project"))
             if fault is not None and fault.status is not None:
                 raise fault.error()
             if fault is not None and fault.drop == "before":
@@ -147,7 +153,6 @@ class EmulatorApp:
                 return None
             if self.auth is not None:
                 self.auth.check(request.headers.get("authorization"))
-            params = match.groupdict()
             if "parent" in params:
                 self.service.parent(params["project"], params["region"])
             body = await handler(request, params)
@@ -157,6 +162,12 @@ class EmulatorApp:
             return JSONResponse(body)
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.code)
+        except Exception as exc:
+            # A bug here must still answer in Google's shape (a client maps it to
+            # InternalServerError), and leave its traceback in the emulator's log.
+            logger.exception("%s %s failed", request.method, path)
+            error = ApiError(500, "INTERNAL", f"The emulator failed: {exc!r}")
+            return JSONResponse(error.body(), status_code=500)
 
     async def _drop(self, receive: Receive) -> None:
         # Close the connection with no reply. uvicorn's `receive` is a method of the

@@ -24,6 +24,7 @@ from google.auth import jwt
 from skyrun.integrations.gcp.emulator.state import ApiError
 
 TOKEN_LIFETIME_SECONDS = 3600
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 UNAUTHENTICATED = (
     "Request had invalid authentication credentials. Expected OAuth 2 access token, "
@@ -80,7 +81,8 @@ class ServiceAccountAuth:
             claims = self._claims(form.get("assertion", ""))
         except ApiError as exc:
             return 400, {"error": "invalid_grant", "error_description": exc.message}
-        if claims.get("aud") != self.token_uri:
+        # google-auth addresses its grant to Google's token URI whatever the key says.
+        if claims.get("aud") not in (self.token_uri, GOOGLE_TOKEN_URI):
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT audience."}
         token = f"emu.{secrets.token_urlsafe(24)}"
         self._tokens[token] = time.time() + TOKEN_LIFETIME_SECONDS

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,6 +22,13 @@ from typing import Any
 
 from google.cloud import run_v2
 
+from skyrun.integrations.gcp.emulator.conditions import (
+    State,
+    completion,
+    condition,
+    job_ready,
+    set_condition,
+)
 from skyrun.integrations.gcp.emulator.config import PASS_THROUGH_ENV, EmulatorConfig
 from skyrun.integrations.gcp.emulator.runners import (
     ImageRunner,
@@ -31,8 +39,6 @@ from skyrun.integrations.gcp.emulator.runners import (
 )
 from skyrun.integrations.gcp.emulator.state import Store, now
 
-State = run_v2.Condition.State
-Reason = run_v2.Condition.ExecutionReason
 DEFAULT_TIMEOUT_SECONDS = 600.0
 DEFAULT_MAX_RETRIES = 3  # Google's, when the task template leaves maxRetries unset
 TIMEOUT_MESSAGE = "The configured timeout was reached."
@@ -46,20 +52,6 @@ class _Run:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     processes: set[asyncio.subprocess.Process] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
-
-
-def _condition(type_: str, state: int, message: str = "", reason: int = 0) -> run_v2.Condition:
-    condition = run_v2.Condition(
-        type_=type_, state=state, message=message, last_transition_time=now()
-    )
-    if reason:
-        condition.execution_reason = reason  # type: ignore[assignment]
-    return condition
-
-
-def _set_condition(execution: run_v2.Execution, condition: run_v2.Condition) -> None:
-    kept = [c for c in execution.conditions if c.type_ != condition.type_]
-    execution.conditions = [*kept, condition]
 
 
 def _kill_group(process: asyncio.subprocess.Process, signum: int) -> None:
@@ -110,9 +102,9 @@ class Executor:
         """Run `execution` in the background (or, with `never_start`, keep it pending)."""
         execution.log_uri = self.log_dir(execution.name).as_uri()
         execution.reconciling = True
-        _set_condition(execution, _condition("ResourcesAvailable", State.CONDITION_PENDING))
-        _set_condition(execution, _condition("Started", State.CONDITION_PENDING))
-        _set_condition(execution, _condition("Completed", State.CONDITION_PENDING))
+        set_condition(execution, condition("ResourcesAvailable", State.CONDITION_PENDING))
+        set_condition(execution, condition("Started", State.CONDITION_PENDING))
+        set_condition(execution, condition("Completed", State.CONDITION_PENDING))
         run = _Run(execution, never_start, setup_error)
         self._runs[execution.name] = run
         self.background(self._run(run))
@@ -159,17 +151,23 @@ class Executor:
                 execution.failed_count = execution.task_count
                 run.failures.append(exc.message)
                 if exc.reason:
-                    _set_condition(
+                    set_condition(
                         execution,
-                        _condition("ResourcesAvailable", State.CONDITION_FAILED, exc.message),
+                        condition("ResourcesAvailable", State.CONDITION_FAILED, exc.message),
                     )
-                    self._job_ready(execution, State.CONDITION_FAILED, exc.message, exc.reason)
+                    job_ready(
+                        self._job(execution),
+                        execution,
+                        State.CONDITION_FAILED,
+                        exc.message,
+                        exc.reason,
+                    )
                 return
             execution.start_time = now()
-            _set_condition(execution, _condition("ResourcesAvailable", State.CONDITION_SUCCEEDED))
-            _set_condition(execution, _condition("Started", State.CONDITION_SUCCEEDED))
+            set_condition(execution, condition("ResourcesAvailable", State.CONDITION_SUCCEEDED))
+            set_condition(execution, condition("Started", State.CONDITION_SUCCEEDED))
             if self._job(execution).start_execution_token:
-                self._job_ready(execution, State.CONDITION_SUCCEEDED)
+                job_ready(self._job(execution), execution, State.CONDITION_SUCCEEDED)
             self.changed()
             limit = execution.parallelism or execution.task_count
             slots = asyncio.Semaphore(limit)
@@ -256,13 +254,15 @@ class Executor:
         log_dir = self.log_dir(execution.name)
         log_dir.mkdir(parents=True, exist_ok=True)
         working_dir: Path | str = container.working_dir
+        scratch: Path | None = None
         if not working_dir and self.config.execute == "process":
-            # A fresh directory per attempt, as a fresh container starts from its image.
-            working_dir = self.config.work_dir / "tasks" / log_dir.name / f"{index}-{attempt}"
-            working_dir.mkdir(parents=True, exist_ok=True)
+            # A fresh directory per attempt, gone afterwards, as a container's filesystem is.
+            scratch = self.config.work_dir / "tasks" / log_dir.name / f"{index}-{attempt}"
+            scratch.mkdir(parents=True, exist_ok=True)
+            working_dir = scratch
         timeout = template.timeout.total_seconds() if template.timeout else DEFAULT_TIMEOUT_SECONDS
-        with (log_dir / f"task-{index}-attempt-{attempt}.log").open("ab") as log:
-            try:
+        try:
+            with (log_dir / f"task-{index}-attempt-{attempt}.log").open("ab") as log:
                 async with self.runner.spawn(prepared, env, working_dir, log) as process:
                     run.processes.add(process)
                     try:
@@ -273,8 +273,11 @@ class Executor:
                         return TIMEOUT_MESSAGE
                     finally:
                         run.processes.discard(process)
-            except TaskSetupError as exc:
-                return exc.message
+        except TaskSetupError as exc:
+            return exc.message
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         if code == 0:
             return None
         if code < 0:
@@ -285,66 +288,25 @@ class Executor:
         # A deleted job's executions finish unseen: a detached Job takes the updates.
         return self.store.jobs.get(execution.name.split("/executions/")[0]) or run_v2.Job()
 
-    def _job_ready(
-        self, execution: run_v2.Execution, state: int, message: str = "", reason: str = ""
-    ) -> None:
-        # The job created with an execution token is Ready when that execution has
-        # started (startExecutionToken) or completed (runExecutionToken).
-        job = self._job(execution)
-        token = job.start_execution_token or job.run_execution_token
-        if not token or not execution.name.endswith(f"-{token}"):
-            return
-        if state == State.CONDITION_SUCCEEDED:
-            message = ""
-        condition = run_v2.Condition(
-            type_="Ready", state=state, message=message, last_transition_time=now()
-        )
-        if reason:
-            condition.reason = getattr(run_v2.Condition.CommonReason, reason)
-        job.terminal_condition = condition
-        job.reconciling = False
-
     def _finish(self, run: _Run) -> None:
         execution = run.execution
         self._runs.pop(execution.name, None)
         execution.completion_time = now()
         execution.reconciling = False
-        if run.cancelled.is_set():
-            completed = _condition(
-                "Completed",
-                State.CONDITION_FAILED,
-                "The execution was cancelled.",
-                Reason.CANCELLED,
-            )
-            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_CANCELLED
-        elif run.failures:
-            failed = execution.failed_count
-            message = f"{failed} of {execution.task_count} tasks failed. {run.failures[0]}"
-            completed = _condition(
-                "Completed", State.CONDITION_FAILED, message, Reason.NON_ZERO_EXIT_CODE
-            )
-            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_FAILED
-        else:
-            seconds = (execution.completion_time - execution.start_time).total_seconds()
-            completed = _condition(
-                "Completed",
-                State.CONDITION_SUCCEEDED,
-                f"Execution completed successfully in {seconds:.1f}s.",
-            )
-            status = run_v2.ExecutionReference.CompletionStatus.EXECUTION_SUCCEEDED
+        completed, status = completion(execution, run.cancelled.is_set(), run.failures)
         if not execution.start_time:
-            _set_condition(execution, _condition("Started", State.CONDITION_FAILED))
-        _set_condition(execution, completed)
+            set_condition(execution, condition("Started", State.CONDITION_FAILED))
+        set_condition(execution, completed)
         job = self._job(execution)
         if job.latest_created_execution.name == execution.name:
             job.latest_created_execution.completion_time = execution.completion_time
             job.latest_created_execution.completion_status = status  # type: ignore[assignment]
         if job.run_execution_token:
-            self._job_ready(execution, completed.state, completed.message)
+            job_ready(self._job(execution), execution, completed.state, completed.message)
         error = None
         if completed.state != State.CONDITION_SUCCEEDED:
             error = {"code": 10 if run.cancelled.is_set() else 9, "message": completed.message}
         for operation in self.store.operations.values():
             if operation.resource_name == execution.name and not operation.done:
-                operation.finish(error)
+                operation.finish(error if operation.reports_failure else None)
         self.changed()

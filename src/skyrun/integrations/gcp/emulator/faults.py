@@ -20,6 +20,9 @@ Endpoints, all under `/_emulator/` and never authenticated:
   jobs.run, executions.get, executions.list, executions.cancel, executions.delete,
   operations.get, operations.wait, operations.list, or "*" for any of them.
   `count` defaults to 1. Faults for the same call apply in the order posted.
+  Any fault may carry `"project": "P"`: it then meets only calls (and executions)
+  under `projects/P/`, so tests sharing one emulator, a project each, cannot
+  meet each other's faults.
 * `GET /_emulator/faults`: the pending faults. `DELETE /_emulator/faults`: clear them.
 * `GET /_emulator/calls`: `{"calls": {"jobs.create": 4, ...}}`, every API call
   received by method, faulted ones included (what a benchmark counts).
@@ -74,6 +77,11 @@ class Fault:
     status: int | None = None
     drop: Literal["before", "after"] | None = None
     never_start: bool = False
+    project: str | None = None
+
+    def matches(self, project: str | None) -> bool:
+        """Whether the fault applies to a call under `project`."""
+        return self.project is None or self.project == project
 
     def error(self) -> ApiError:
         """The error answer this fault gives."""
@@ -86,14 +94,17 @@ def parse_fault(body: Any) -> Fault:
     """A Fault from the JSON body of `POST /_emulator/faults`, or ValueError saying why not."""
     if not isinstance(body, dict):
         raise ValueError("a fault is a JSON object, e.g. {'method': 'jobs.create', 'status': 429}")
-    unknown = set(body) - {"method", "count", "status", "drop", "never_start"}
+    unknown = set(body) - {"method", "count", "status", "drop", "never_start", "project"}
     if unknown:
         raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
     count = body.get("count", 1)
     if not isinstance(count, int) or count < 1:
         raise ValueError("count must be a positive integer")
+    project = body.get("project")
+    if project is not None and not isinstance(project, str):
+        raise ValueError("project is a project id, e.g. 'my-project'")
     if body.get("never_start"):
-        return Fault(method="*", count=count, never_start=True)
+        return Fault(method="*", count=count, never_start=True, project=project)
     method = body.get("method", "*")
     if method != "*" and method not in METHODS:
         raise ValueError(f"unknown method {method!r}; one of: {', '.join(sorted(METHODS))}")
@@ -110,7 +121,8 @@ def parse_fault(body: Any) -> Fault:
     status = body.get("status")
     if drop is None and not (isinstance(status, int) and 400 <= status <= 599):
         raise ValueError("a fault needs a status (400-599), drop or never_start")
-    return Fault(method=method, count=count, status=None if drop else status, drop=drop)
+    status = None if drop else status
+    return Fault(method=method, count=count, status=status, drop=drop, project=project)
 
 
 class FaultBook:
@@ -137,11 +149,15 @@ class FaultBook:
                 return fault
         return None
 
-    def on_call(self, method: str) -> Fault | None:
-        """Count a call of `method`; the status or drop fault it meets, if any."""
+    def on_call(self, method: str, project: str | None = None) -> Fault | None:
+        """Count a call of `method` (under `project`); the status or drop fault it meets."""
         self.calls[method] += 1
-        return self._take(lambda fault: not fault.never_start and fault.method in ("*", method))
+        return self._take(
+            lambda fault: (
+                not fault.never_start and fault.method in ("*", method) and fault.matches(project)
+            )
+        )
 
-    def never_start(self) -> bool:
-        """Whether the execution being created is one that never starts."""
-        return self._take(lambda fault: fault.never_start) is not None
+    def never_start(self, project: str | None = None) -> bool:
+        """Whether the execution being created (under `project`) is one that never starts."""
+        return self._take(lambda f: f.never_start and f.matches(project)) is not None

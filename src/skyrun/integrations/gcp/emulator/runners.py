@@ -120,12 +120,11 @@ class ImageRunner:
         """Pull the image (TaskSetupError CONTAINER_MISSING if it cannot) and settle the
         command as Cloud Run does: `command` replaces the entrypoint, `args` the CMD."""
         image_id = await self.pull(container.image)
-        code, out, err = await _buildah(
-            "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image_id
-        )
+        # The whole inspection: buildah 1.28's --format has no `json` function.
+        code, out, err = await _buildah("inspect", "--type", "image", image_id)
         if code != 0:
             raise TaskSetupError(f"Image '{container.image}' cannot be inspected: {err.strip()}")
-        config = json.loads(out or "{}") or {}
+        config = json.loads(out).get("OCIv1", {}).get("config") or {}
         entrypoint = list(container.command) or list(config.get("Entrypoint") or [])
         arguments = list(container.args)
         if not container.command and not arguments:

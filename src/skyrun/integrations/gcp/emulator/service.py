@@ -7,13 +7,14 @@ changes the store. Output-only fields are set here as Google sets them.
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from typing import Any
 
+from google.api import launch_stage_pb2
 from google.cloud import run_v2
 
+from skyrun.integrations.gcp.emulator.conditions import condition, set_condition
 from skyrun.integrations.gcp.emulator.config import EmulatorConfig
 from skyrun.integrations.gcp.emulator.executor import Executor
 from skyrun.integrations.gcp.emulator.faults import FaultBook
@@ -27,36 +28,15 @@ from skyrun.integrations.gcp.emulator.state import (
     not_found,
 )
 from skyrun.integrations.gcp.emulator.state import now as _now
+from skyrun.integrations.gcp.emulator.templates import (
+    JOB_ID,
+    apply_overrides,
+    check_template,
+    invalid,
+)
 
-JOB_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-MAX_RETRIES_LIMIT = 10
-MAX_TIMEOUT_SECONDS = 168 * 3600
-MAX_ENV_VARS = 1000
 Ready = run_v2.Condition.State
-
-
-def invalid(message: str) -> ApiError:
-    """400 INVALID_ARGUMENT."""
-    return ApiError(400, "INVALID_ARGUMENT", message)
-
-
-def check_template(job: run_v2.Job) -> None:
-    """400 for a job template Google would refuse."""
-    template = job.template
-    task = template.template
-    if not task.containers:
-        raise invalid("job.template.template.containers: at least one container is required.")
-    for index, container in enumerate(task.containers):
-        if not container.image:
-            raise invalid(f"job.template.template.containers[{index}].image: must not be empty.")
-        if len(container.env) > MAX_ENV_VARS:
-            raise invalid(f"containers[{index}].env: at most {MAX_ENV_VARS} variables.")
-    if "max_retries" in task and not 0 <= task.max_retries <= MAX_RETRIES_LIMIT:
-        raise invalid(f"max_retries must be between 0 and {MAX_RETRIES_LIMIT}.")
-    if template.task_count < 0 or template.parallelism < 0:
-        raise invalid("task_count and parallelism must not be negative.")
-    if task.timeout and not 0 < task.timeout.total_seconds() <= MAX_TIMEOUT_SECONDS:
-        raise invalid("timeout must be more than 0s and at most 168h.")
+LaunchStage = launch_stage_pb2.LaunchStage
 
 
 class Service:
@@ -118,6 +98,8 @@ class Service:
         job.etag = new_etag()
         if not job.template.task_count:
             job.template.task_count = 1
+        if not job.launch_stage:
+            job.launch_stage = LaunchStage.GA
         checking_image = self.config.execute == "image"
         state = (
             Ready.CONDITION_RECONCILING if token or checking_image else Ready.CONDITION_SUCCEEDED
@@ -210,6 +192,7 @@ class Service:
         operation = self.store.new_operation(
             name.rpartition("/jobs/")[0], "Execution", execution.name
         )
+        operation.reports_failure = True
         self.store.save()
         return self.store.render_operation(operation)
 
@@ -248,7 +231,8 @@ class Service:
             # A job whose image is missing: its executions fail at once, as Google's do.
             self.executor.fail(execution, job.terminal_condition.message)
         else:
-            self.executor.start(execution, never_start=self.faults.never_start())
+            project = job.name.split("/")[1]
+            self.executor.start(execution, never_start=self.faults.never_start(project))
         return execution
 
     async def cancel_execution(self, name: str) -> Any:
@@ -270,11 +254,7 @@ class Service:
             execution.completion_time = _now()
             execution.reconciling = False
             execution.running_count = 0
-            kept = [c for c in execution.conditions if c.type_ != "Completed"]
-            completed = run_v2.Condition(
-                type_="Completed", state=Ready.CONDITION_FAILED, message=message
-            )
-            execution.conditions = [*kept, completed]
+            set_condition(execution, condition("Completed", Ready.CONDITION_FAILED, message))
         for operation in self.store.operations.values():
             if not operation.done:
                 operation.finish({"code": 14, "message": message})
@@ -290,29 +270,3 @@ class Service:
         operation.finish()
         self.store.save()
         return self.store.render_operation(operation)
-
-
-def apply_overrides(
-    template: run_v2.ExecutionTemplate, overrides: run_v2.RunJobRequest.Overrides
-) -> None:
-    """Apply jobs.run overrides: args (or clearArgs) and env per container, taskCount, timeout."""
-    containers = template.template.containers
-    for override in overrides.container_overrides:
-        matching = [c for c in containers if c.name == override.name]
-        if not override.name and len(containers) == 1:
-            matching = [containers[0]]
-        if not matching:
-            raise invalid(f"overrides: no container named '{override.name}' in the job.")
-        container = matching[0]
-        if override.clear_args:
-            container.args = []
-        elif override.args:
-            container.args = list(override.args)
-        if override.env:
-            replaced = {variable.name for variable in override.env}
-            kept = [variable for variable in container.env if variable.name not in replaced]
-            container.env = [*kept, *override.env]
-    if overrides.task_count:
-        template.task_count = overrides.task_count
-    if overrides.timeout:
-        template.template.timeout = overrides.timeout

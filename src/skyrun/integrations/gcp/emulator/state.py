@@ -68,6 +68,8 @@ class Operation:
         done: whether it finished.
         error: `{"code", "message"}` (google.rpc.Status) when it finished badly.
         snapshot: the resource as it was when deleted (it cannot be read live any more).
+        reports_failure: whether a failed execution fails the operation (jobs.run's
+            does; a cancel's or a delete's succeeds once done).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Operation:
     done: bool = False
     error: dict[str, Any] | None = None
     snapshot: dict[str, Any] | None = None
+    reports_failure: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def finish(self, error: dict[str, Any] | None = None) -> None:
@@ -93,6 +96,7 @@ class Operation:
             "done": self.done,
             "error": self.error,
             "snapshot": self.snapshot,
+            "reports_failure": self.reports_failure,
         }
 
 
