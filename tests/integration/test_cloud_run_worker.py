@@ -127,9 +127,9 @@ def test_a_run_is_one_job_with_one_execution_deleted_after(harness: Harness) -> 
 def test_throttled_creates_and_a_lost_reply_still_make_exactly_one_execution(
     harness: Harness,
 ) -> None:
-    harness.emulator.fault(method="jobs.create", count=3, status=429)
-    harness.emulator.fault(method="jobs.create", count=1, status=503)
-    harness.emulator.fault(method="jobs.create", count=1, drop="after")
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=3, status=429)
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=1, status=503)
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=1, drop="after")
     before = harness.emulator.calls().get("jobs.create", 0)
     _, execution_name = harness.submit("pass", keep_job=True)
     # 4 refused, 1 created whose reply was lost, 1 answered 409: read back, not re-run.
@@ -159,7 +159,7 @@ def test_a_task_timeout_is_reported_as_such(harness: Harness) -> None:
 
 def test_a_container_that_never_starts_fails_after_the_start_timeout(harness: Harness) -> None:
     harness.worker.start_timeout = 1.0
-    harness.emulator.fault(never_start=True, count=1)
+    harness.emulator.fault(project=harness.project, never_start=True, count=1)
     _, execution_name = harness.submit()
     result = harness.worker.watch(execution_name)
     assert result.exit_code == 1 and "did not start within 1s" in str(result.reason)
