@@ -55,7 +55,7 @@ class Harness:
         )
         self.worker = CloudRunWorker(client)
         self.worker.start_timeout = 20.0
-        self.worker.retry_initial = 0.05  # the same backoff, from a shorter first wait
+        self.worker.apis.retry_initial = 0.05  # the same backoff, from a shorter first wait
         # A project per test: the session's emulator is shared, its jobs are not.
         self.project = f"p-{uuid.uuid4().hex[:10]}"
         self.parent = f"projects/{self.project}/locations/{REGION}"
@@ -80,11 +80,11 @@ class Harness:
 
     @property
     def jobs(self) -> run_v2.JobsClient:
-        return self.worker.api_for(self.config())[0].jobs
+        return self.worker.apis.get(self.config())[0].jobs
 
     @property
     def executions(self) -> run_v2.ExecutionsClient:
-        return self.worker.api_for(self.config())[0].executions
+        return self.worker.apis.get(self.config())[0].executions
 
     def job_names(self) -> list[str]:
         return [job.name for job in self.jobs.list_jobs(parent=self.parent)]

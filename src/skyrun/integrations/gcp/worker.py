@@ -12,7 +12,6 @@ restart) live in `sweep.py`.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,8 +23,7 @@ from google.api_core import exceptions as google_errors
 from google.cloud import run_v2
 
 from skyrun.client.client import SkyrunClient
-from skyrun.integrations.gcp.api import CloudRunApi, describe, is_transient
-from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
+from skyrun.integrations.gcp.api import ApiCache, CloudRunApi, describe, is_transient
 from skyrun.integrations.gcp.executions import (
     execution_outcome,
     job_start_failure,
@@ -70,11 +68,9 @@ class CloudRunWorker(BaseWorker):
     def __init__(self, client: SkyrunClient) -> None:
         super().__init__(client)
         self.start_timeout = client.settings.cloud_run_start_timeout
-        # The first wait before a failed Cloud Run call is tried again (then doubling).
-        self.retry_initial = 0.5
+        self.apis = ApiCache()
         self.sweeper: Sweeper | None = None  # once started for a pool
         self._lock = threading.Lock()
-        self._apis: dict[tuple[str, str], CloudRunApi] = {}
         self._submitted: dict[str, Submitted] = {}
         self._pool_ids: dict[str, uuid.UUID] = {}
         self._warned_pools: set[str] = set()
@@ -82,29 +78,6 @@ class CloudRunWorker(BaseWorker):
         self._found: dict[str, Submitted] = {}
 
     # -- clients -------------------------------------------------------------
-    def api_for(self, config: dict[str, Any]) -> tuple[CloudRunApi, str]:
-        """The API client for a job configuration's endpoint and credentials, and the project."""
-        endpoint = str(config.get("api_endpoint") or "https://run.googleapis.com")
-        credentials = config.get("credentials")
-        if isinstance(credentials, str):
-            raise InfrastructureError(
-                f"the credentials job variable is {credentials!r}, which was not resolved to a "
-                "gcp-credentials block's data; write it as gcp-credentials/NAME of a block "
-                "that exists"
-            )
-        try:
-            auth = gcp_auth(credentials, endpoint)
-        except CredentialsError as exc:
-            raise InfrastructureError(str(exc)) from exc
-        key = (endpoint, json.dumps(credentials or {}, sort_keys=True, default=str))
-        with self._lock:
-            api = self._apis.get(key)
-            if api is None:
-                api = self._apis[key] = CloudRunApi(
-                    auth.credentials, endpoint, retry_initial=self.retry_initial
-                )
-        return api, auth.project
-
     def pool_id(self, pool_name: str | None) -> uuid.UUID | None:
         """The pool's id (for job labels), read once per pool."""
         if pool_name is None:
@@ -136,7 +109,7 @@ class CloudRunWorker(BaseWorker):
     def submit(
         self, flow_run: FlowRun, job_configuration: dict[str, Any], env: dict[str, str]
     ) -> str:
-        api, project = self.api_for(job_configuration)
+        api, project = self.apis.get(job_configuration)
         region = str(job_configuration.get("region") or "us-central1")
         parent = f"projects/{project}/locations/{region}"
         job_id = job_id_for(flow_run.name, flow_run.id)
@@ -346,7 +319,7 @@ class CloudRunWorker(BaseWorker):
             logger.warning("Work pool %r: its defaults do not render; no sweep", pool.name)
             return {}
         try:
-            api, project = self.api_for(job_configuration)
+            api, project = self.apis.get(job_configuration)
         except InfrastructureError as exc:
             logger.warning("Work pool %r: no sweep of finished jobs: %s", pool.name, exc)
             return {}
