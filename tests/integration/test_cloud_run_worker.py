@@ -13,6 +13,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from skyrun.integrations.gcp.worker import CloudRunWorker
 from skyrun.jobs.templates import prepare_job
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.deployments import DeploymentCreate, DeploymentRunCreate
+from skyrun.schemas.states import State, StateType, utcnow
 from skyrun.schemas.work_pools import WorkPool, WorkPoolCreate
 from skyrun.workers.base import InfrastructureError
 
@@ -53,7 +55,7 @@ class Harness:
         )
         self.worker = CloudRunWorker(client)
         self.worker.start_timeout = 20.0
-        self.worker.retry_initial = 0.05  # the same backoff, from a shorter first wait
+        self.worker.apis.retry_initial = 0.05  # the same backoff, from a shorter first wait
         # A project per test: the session's emulator is shared, its jobs are not.
         self.project = f"p-{uuid.uuid4().hex[:10]}"
         self.parent = f"projects/{self.project}/locations/{REGION}"
@@ -78,11 +80,11 @@ class Harness:
 
     @property
     def jobs(self) -> run_v2.JobsClient:
-        return self.worker.api_for(self.config())[0].jobs
+        return self.worker.apis.get(self.config())[0].jobs
 
     @property
     def executions(self) -> run_v2.ExecutionsClient:
-        return self.worker.api_for(self.config())[0].executions
+        return self.worker.apis.get(self.config())[0].executions
 
     def job_names(self) -> list[str]:
         return [job.name for job in self.jobs.list_jobs(parent=self.parent)]
@@ -125,9 +127,9 @@ def test_a_run_is_one_job_with_one_execution_deleted_after(harness: Harness) -> 
 def test_throttled_creates_and_a_lost_reply_still_make_exactly_one_execution(
     harness: Harness,
 ) -> None:
-    harness.emulator.fault(method="jobs.create", count=3, status=429)
-    harness.emulator.fault(method="jobs.create", count=1, status=503)
-    harness.emulator.fault(method="jobs.create", count=1, drop="after")
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=3, status=429)
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=1, status=503)
+    harness.emulator.fault(project=harness.project, method="jobs.create", count=1, drop="after")
     before = harness.emulator.calls().get("jobs.create", 0)
     _, execution_name = harness.submit("pass", keep_job=True)
     # 4 refused, 1 created whose reply was lost, 1 answered 409: read back, not re-run.
@@ -157,7 +159,7 @@ def test_a_task_timeout_is_reported_as_such(harness: Harness) -> None:
 
 def test_a_container_that_never_starts_fails_after_the_start_timeout(harness: Harness) -> None:
     harness.worker.start_timeout = 1.0
-    harness.emulator.fault(never_start=True, count=1)
+    harness.emulator.fault(project=harness.project, never_start=True, count=1)
     _, execution_name = harness.submit()
     result = harness.worker.watch(execution_name)
     assert result.exit_code == 1 and "did not start within 1s" in str(result.reason)
@@ -313,3 +315,28 @@ def test_a_missing_image_fails_fast_with_cloud_runs_message_and_leaves_no_job(
             assert harness.job_names() == []
         finally:
             harness.worker.close()
+
+
+def test_a_run_claimed_again_replaces_its_finished_earlier_job_but_never_its_own(
+    harness: Harness,
+) -> None:
+    flow_run, first = harness.submit("pass", keep_job=True)
+    harness.worker.watch(first)
+    created = harness.executions.get_execution(name=first).create_time
+    config = harness.config("pass", keep_job=True)
+
+    def claimed(after: timedelta) -> FlowRun:
+        pending = State(type=StateType.PENDING, name="Pending", timestamp=utcnow() + after)
+        return flow_run.model_copy(update={"state": pending})
+
+    # Claimed just now: the finished execution may be this claim's own (a lost reply).
+    again = harness.worker.submit(claimed(timedelta(0)), config, {})
+    assert again == first
+    assert harness.executions.get_execution(name=again).create_time == created
+    # Claimed well after it ran (the run was rescheduled): a new job, one new execution.
+    later = harness.worker.submit(claimed(timedelta(minutes=5)), config, {})
+    assert harness.worker.watch(later).exit_code == 0
+    execution = harness.executions.get_execution(name=later)
+    assert execution.create_time > created
+    assert harness.jobs.get_job(name=job_of(later)).execution_count == 1
+    harness.jobs.delete_job(name=job_of(later))

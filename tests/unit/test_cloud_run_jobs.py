@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,11 @@ from google.api import launch_stage_pb2
 from google.cloud import run_v2
 from google.protobuf import timestamp_pb2
 
-from skyrun.integrations.gcp.executions import execution_outcome, job_start_failure
+from skyrun.integrations.gcp.executions import (
+    execution_outcome,
+    job_start_failure,
+    left_from_earlier_attempt,
+)
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
 from skyrun.integrations.gcp.jobs import (
     LABEL_FLOW_RUN,
@@ -299,3 +304,21 @@ def test_a_container_that_cannot_start_fails_fast_with_cloud_runs_message() -> N
     )
     assert job_start_failure(job) == "Image 'gcr.io/p/nope' not found. (CONTAINER_MISSING)"
     assert job_start_failure(run_v2.Job()) is None
+
+
+def test_only_a_finished_job_from_well_before_the_claim_is_an_earlier_attempts() -> None:
+    created = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(created)
+
+    def job(finished: bool) -> run_v2.Job:
+        latest = run_v2.ExecutionReference(name="j/executions/e", create_time=stamp)
+        if finished:
+            latest.completion_time = stamp
+        return run_v2.Job(latest_created_execution=latest)
+
+    later = created + timedelta(minutes=10)
+    assert left_from_earlier_attempt(job(finished=True), later)
+    assert not left_from_earlier_attempt(job(finished=False), later)  # still running: its own
+    assert not left_from_earlier_attempt(job(finished=True), created + timedelta(seconds=30))
+    assert not left_from_earlier_attempt(job(finished=True), None)  # not a claim being launched

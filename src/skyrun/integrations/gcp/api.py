@@ -8,10 +8,11 @@ backoff and jitter, honouring Retry-After, for up to `retry_seconds`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import google.auth.exceptions
 import requests
@@ -19,7 +20,9 @@ from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.cloud import run_v2
 
+from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
 from skyrun.retries import retry_call
+from skyrun.workers.base import InfrastructureError
 
 logger = logging.getLogger("skyrun.worker.cloud_run")
 
@@ -187,3 +190,44 @@ class CloudRunApi:
             )
         except (google_errors.NotFound, google_errors.FailedPrecondition):
             pass
+
+
+class ApiCache:
+    """One `CloudRunApi` per endpoint and credentials that job configurations name.
+
+    Attributes:
+        retry_initial: The first wait before a failed call is tried again (then doubling).
+    """
+
+    def __init__(self, retry_initial: float = 0.5) -> None:
+        self.retry_initial = retry_initial
+        self._apis: dict[tuple[str, str], CloudRunApi] = {}
+        self._lock = threading.Lock()
+
+    def get(self, config: Mapping[str, Any]) -> tuple[CloudRunApi, str]:
+        """The API of a rendered job configuration's `api_endpoint` and `credentials`
+        (a gcp-credentials block's data), and the project they act in.
+
+        Raises:
+            InfrastructureError: The credentials cannot be used (the message says why).
+        """
+        endpoint = str(config.get("api_endpoint") or "https://run.googleapis.com")
+        credentials = config.get("credentials")
+        if isinstance(credentials, str):
+            raise InfrastructureError(
+                f"the credentials job variable is {credentials!r}, which was not resolved to a "
+                "gcp-credentials block's data; write it as gcp-credentials/NAME of a block "
+                "that exists"
+            )
+        try:
+            auth = gcp_auth(credentials, endpoint)
+        except CredentialsError as exc:
+            raise InfrastructureError(str(exc)) from exc
+        key = (endpoint, json.dumps(credentials or {}, sort_keys=True, default=str))
+        with self._lock:
+            api = self._apis.get(key)
+            if api is None:
+                api = self._apis[key] = CloudRunApi(
+                    auth.credentials, endpoint, retry_initial=self.retry_initial
+                )
+        return api, auth.project

@@ -9,12 +9,18 @@ worker stops waiting at once instead of polling an execution that cannot start.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from google.cloud import run_v2
 
 from skyrun.workers.base import InfrastructureResult
 
 Condition = run_v2.Condition
 State = run_v2.Condition.State
+
+# How much earlier than a run's claim its job's execution must have been created to
+# count as an earlier attempt's (room for the clocks of Cloud Run and the server).
+CLOCK_MARGIN = timedelta(seconds=60)
 
 # Conditions whose failure means the container never starts.
 START_CONDITIONS = ("ResourcesAvailable", "Started", "ContainerReady", "Ready")
@@ -100,3 +106,18 @@ def job_start_failure(job: run_v2.Job) -> str | None:
     if terminal is not None and terminal.state == State.CONDITION_FAILED:
         return _describe(terminal, "the Cloud Run job could not start")
     return None
+
+
+def left_from_earlier_attempt(job: run_v2.Job, claimed_at: datetime | None) -> bool:
+    """Whether a run's existing job is an earlier attempt's: finished, and started well
+    before the claim being launched now (a job this claim made is never replaced)."""
+    if claimed_at is None:
+        return False
+    latest = job.latest_created_execution
+    if latest.name:
+        finished = latest.completion_time is not None
+        created = latest.create_time or job.create_time
+    else:
+        finished = job_start_failure(job) is not None
+        created = job.create_time
+    return bool(finished and created is not None and created < claimed_at - CLOCK_MARGIN)

@@ -12,7 +12,6 @@ restart) live in `sweep.py`.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,15 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as google_errors
+from google.cloud import run_v2
 
 from skyrun.client.client import SkyrunClient
-from skyrun.integrations.gcp.api import CloudRunApi, describe, is_transient
-from skyrun.integrations.gcp.credentials import CredentialsError, gcp_auth
-from skyrun.integrations.gcp.executions import execution_outcome, job_start_failure
+from skyrun.integrations.gcp.api import ApiCache, CloudRunApi, describe, is_transient
+from skyrun.integrations.gcp.executions import (
+    execution_outcome,
+    job_start_failure,
+    left_from_earlier_attempt,
+)
 from skyrun.integrations.gcp.jobs import LABEL_FLOW_RUN, build_job, job_id_for
 from skyrun.integrations.gcp.sweep import Sweeper, running_executions
 from skyrun.retries import Backoff
 from skyrun.schemas.core import FlowRun
+from skyrun.schemas.states import StateType
 from skyrun.schemas.work_pools import WorkPool
 from skyrun.workers.base import BaseWorker, InfrastructureError, InfrastructureResult
 
@@ -39,6 +43,8 @@ logger = logging.getLogger("skyrun.worker.cloud_run")
 POLL_MAX_SECONDS = 10.0
 # After a cancel, how long beyond the kill grace to wait for the execution to stop.
 CANCEL_WAIT_SECONDS = 60.0
+# Tries at replacing a finished job left from an earlier attempt of a run.
+REPLACE_ATTEMPTS = 8
 
 
 @dataclass
@@ -62,11 +68,9 @@ class CloudRunWorker(BaseWorker):
     def __init__(self, client: SkyrunClient) -> None:
         super().__init__(client)
         self.start_timeout = client.settings.cloud_run_start_timeout
-        # The first wait before a failed Cloud Run call is tried again (then doubling).
-        self.retry_initial = 0.5
+        self.apis = ApiCache()
         self.sweeper: Sweeper | None = None  # once started for a pool
         self._lock = threading.Lock()
-        self._apis: dict[tuple[str, str], CloudRunApi] = {}
         self._submitted: dict[str, Submitted] = {}
         self._pool_ids: dict[str, uuid.UUID] = {}
         self._warned_pools: set[str] = set()
@@ -74,29 +78,6 @@ class CloudRunWorker(BaseWorker):
         self._found: dict[str, Submitted] = {}
 
     # -- clients -------------------------------------------------------------
-    def api_for(self, config: dict[str, Any]) -> tuple[CloudRunApi, str]:
-        """The API client for a job configuration's endpoint and credentials, and the project."""
-        endpoint = str(config.get("api_endpoint") or "https://run.googleapis.com")
-        credentials = config.get("credentials")
-        if isinstance(credentials, str):
-            raise InfrastructureError(
-                f"the credentials job variable is {credentials!r}, which was not resolved to a "
-                "gcp-credentials block's data; write it as gcp-credentials/NAME of a block "
-                "that exists"
-            )
-        try:
-            auth = gcp_auth(credentials, endpoint)
-        except CredentialsError as exc:
-            raise InfrastructureError(str(exc)) from exc
-        key = (endpoint, json.dumps(credentials or {}, sort_keys=True, default=str))
-        with self._lock:
-            api = self._apis.get(key)
-            if api is None:
-                api = self._apis[key] = CloudRunApi(
-                    auth.credentials, endpoint, retry_initial=self.retry_initial
-                )
-        return api, auth.project
-
     def pool_id(self, pool_name: str | None) -> uuid.UUID | None:
         """The pool's id (for job labels), read once per pool."""
         if pool_name is None:
@@ -128,7 +109,7 @@ class CloudRunWorker(BaseWorker):
     def submit(
         self, flow_run: FlowRun, job_configuration: dict[str, Any], env: dict[str, str]
     ) -> str:
-        api, project = self.api_for(job_configuration)
+        api, project = self.apis.get(job_configuration)
         region = str(job_configuration.get("region") or "us-central1")
         parent = f"projects/{project}/locations/{region}"
         job_id = job_id_for(flow_run.name, flow_run.id)
@@ -149,15 +130,7 @@ class CloudRunWorker(BaseWorker):
             start_deadline=time.monotonic() + self.start_timeout,
         )
         try:
-            api.create_job(parent, job_id, job)
-        except google_errors.Conflict:
-            # A retried create whose first reply was lost (or a run claimed again): the
-            # job exists, and its one execution is the run's.
-            existing = api.get_job(job_name)
-            if existing.labels.get(LABEL_FLOW_RUN) != str(flow_run.id):
-                raise InfrastructureError(
-                    f"a Cloud Run job named {job_id!r} already exists for another flow run"
-                ) from None
+            self._create(api, parent, job_id, job, flow_run)
         except google_errors.NotFound as exc:
             raise InfrastructureError(
                 f"Cloud Run has no {parent} ({describe(exc)}); check the region "
@@ -177,6 +150,41 @@ class CloudRunWorker(BaseWorker):
         with self._lock:
             self._submitted[execution_name] = submitted
         return execution_name
+
+    def _create(
+        self, api: CloudRunApi, parent: str, job_id: str, job: run_v2.Job, flow_run: FlowRun
+    ) -> None:
+        """Create the run's job (starting its one execution), or find it already made.
+
+        A 409 means a retried create whose first reply was lost, or a run claimed
+        again: the job exists and its execution is the run's, unless it finished
+        before this claim (an earlier attempt's job that was kept): that one is
+        replaced.
+        """
+        job_name = f"{parent}/jobs/{job_id}"
+        state = flow_run.state
+        claimed_at = (
+            state.timestamp if state is not None and state.type == StateType.PENDING else None
+        )
+        for attempt in range(REPLACE_ATTEMPTS):
+            try:
+                api.create_job(parent, job_id, job)
+                return
+            except google_errors.Conflict:
+                existing = api.get_job(job_name)
+            if existing.labels.get(LABEL_FLOW_RUN) != str(flow_run.id):
+                raise InfrastructureError(
+                    f"a Cloud Run job named {job_id!r} already exists for another flow run"
+                )
+            if not left_from_earlier_attempt(existing, claimed_at):
+                return
+            if attempt == 0:
+                logger.info("Replacing %s, left from an earlier attempt of the run", job_name)
+            api.delete_job(job_name)
+            time.sleep(min(0.2 * 2**attempt, POLL_MAX_SECONDS))  # the delete may take a moment
+        raise InfrastructureError(
+            f"the Cloud Run job {job_name} left from earlier cannot be replaced"
+        )
 
     def _started_execution(self, submitted: Submitted) -> str:
         """Wait for the job's one execution to exist; fail fast if the job cannot start it."""
@@ -311,7 +319,7 @@ class CloudRunWorker(BaseWorker):
             logger.warning("Work pool %r: its defaults do not render; no sweep", pool.name)
             return {}
         try:
-            api, project = self.api_for(job_configuration)
+            api, project = self.apis.get(job_configuration)
         except InfrastructureError as exc:
             logger.warning("Work pool %r: no sweep of finished jobs: %s", pool.name, exc)
             return {}
