@@ -23,12 +23,13 @@ def one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) ->
         assert fragment in lines[0], (fragment, lines[0])
 
 
-def test_a_type_that_is_not_installed_or_unknown_is_refused(tmp_path: Path) -> None:
-    one_error_line(
-        skyrun(tmp_path, "work-pool", "create", "cr", "--type", "cloud-run"),
-        "'cloud-run' worker type is not installed",
-        "pip install 'skyrun[gcp]'",
-    )
+def test_an_unknown_type_is_refused_and_a_known_one_gets_its_template(tmp_path: Path) -> None:
+    # (A known type whose module is not installed: tests/integration/test_deployment_rules.py.)
+    created = skyrun(tmp_path, "work-pool", "create", "cr", "--type", "cloud-run")
+    assert created.returncode == 0, created.stderr
+    shown = skyrun(tmp_path, "work-pool", "inspect", "cr", "-o", "json")
+    assert '"api_endpoint"' in shown.stdout and '"block_type": "gcp-credentials"' in shown.stdout
+    assert skyrun(tmp_path, "work-pool", "delete", "cr").returncode == 0
     one_error_line(
         skyrun(tmp_path, "work-pool", "create", "k8s", "--type", "kubernetes"),
         "unknown worker type 'kubernetes'",

@@ -295,15 +295,12 @@ def test_healthcheck_answers_on_port(server: ServerProcess, pool: str, start_wor
     assert response.json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("policy", ["never", "if-not-present"])
-def test_a_worker_type_missing_from_this_skyrun_is_explained_not_installed(
-    server: ServerProcess, pool: str, policy: str
+def test_a_worker_of_another_type_than_its_pool_is_refused_in_one_line(
+    server: ServerProcess, pool: str
 ) -> None:
-    # cloud-run's worker module is not in this version of skyrun (it comes with
-    # M4): no pip extra can provide it, so no policy installs anything. (What a
-    # missing dependency says, `pip install 'skyrun[gcp]'`, is a unit test.)
+    # (A worker type missing from this skyrun installs nothing: tests/unit/test_worker_install.py.)
     result = subprocess.run(
-        [str(SKYRUN), "worker", "start", "-p", pool, "-t", "cloud-run", "--install-policy", policy],
+        [str(SKYRUN), "worker", "start", "-p", pool, "-t", "cloud-run"],
         env=clean_env(server.home, SKYRUN_API_URL=server.api_url),
         capture_output=True,
         text=True,
@@ -311,8 +308,8 @@ def test_a_worker_type_missing_from_this_skyrun_is_explained_not_installed(
     )
     assert result.returncode != 0
     message = " ".join(result.stderr.split())
-    assert "worker type 'cloud-run' is not part of skyrun" in message, result.stderr
-    assert "Installing" not in message
+    assert "is of type 'process', but this worker runs 'cloud-run' jobs" in message, message
+    assert "start it with '-t process'" in message
     assert "Traceback" not in result.stderr
 
 

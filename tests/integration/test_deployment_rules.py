@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from skyrun.jobs import types as registry
+
 PARAMETER_SCHEMA = {
     "type": "object",
     "properties": {"n": {"type": "integer"}, "label": {"type": "string", "default": "x"}},
@@ -158,11 +160,17 @@ async def test_a_schedule_the_scheduler_could_not_compute_is_refused(
 
 
 async def test_a_pool_of_a_type_the_server_cannot_fill_in_is_refused(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A known type whose template module is not installed here (as cloud-run's is
+    # without the gcp extra).
+    monkeypatch.setitem(
+        registry.WORKER_TYPES, "future", ("skyrun_test_absent.worker", "Worker", "gcp")
+    )
+    monkeypatch.setitem(registry._TEMPLATES, "future", ("skyrun_test_absent.template", "T"))
     refused(
-        await api.post("/api/work_pools", json={"name": "cr", "type": "cloud-run"}),
-        "'cloud-run' worker type is not installed",
+        await api.post("/api/work_pools", json={"name": "cr", "type": "future"}),
+        "'future' worker type is not installed",
         "skyrun[gcp]",
     )
     refused(
