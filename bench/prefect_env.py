@@ -15,6 +15,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 PREFECT_VENV = BENCH_DIR / ".prefect-venv"
 PREFECT_REQUIREMENTS: tuple[str, ...] = ("prefect==3.8.8", "fastapi==0.150.0")
 PREFECT_VERSION = "3.8.8"
+# The cloud-run workload's incumbent: prefect-gcp's cloud-run-v2 worker. 0.6.22 (the
+# newest on 2026-12-02) requires prefect>=3.8.4, so it keeps 3.8.8; installed only when
+# that workload runs.
+PREFECT_GCP_REQUIREMENT = "prefect-gcp==0.6.22"
 # Set for every Prefect process; PREFECT_HOME is added per process and every
 # other PREFECT_* variable (PREFECT_API_URL above all) is removed.
 PREFECT_BENCH_ENV: dict[str, str] = {
@@ -78,6 +82,36 @@ def ensure_prefect_venv(venv: Path = PREFECT_VENV, log: Path | None = None) -> P
     if version != PREFECT_VERSION:
         raise RuntimeError(f"prefect install in {venv} failed (found version {version!r})")
     return venv_python(venv)
+
+
+def ensure_prefect_gcp(python: Path, log: Path | None = None) -> None:
+    """Install prefect-gcp (pinned) next to Prefect in ``python``'s venv if it is missing."""
+    wanted = PREFECT_GCP_REQUIREMENT.split("==")[1]
+    probe = "import importlib.metadata as m; print(m.version('prefect-gcp'))"
+    found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+    if found.stdout.strip() == wanted:
+        return
+    print(f"[bench] installing {PREFECT_GCP_REQUIREMENT} into {python.parent.parent} ...")
+    out = log.open("a") if log is not None else None
+    try:
+        # prefect is named again so that pip cannot move it off the pinned version.
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                PREFECT_GCP_REQUIREMENT,
+                *PREFECT_REQUIREMENTS,
+            ],
+            check=True,
+            stdout=out,
+            stderr=out,
+        )
+    finally:
+        if out is not None:
+            out.close()
 
 
 if __name__ == "__main__":

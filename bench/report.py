@@ -251,8 +251,52 @@ def _specs(n: int) -> list[Spec]:
             "info",
             _info,
         ),
+        *_cloud_run_specs(),
     ]
     return specs
+
+
+def _more(sky: float | None, pref: float | None) -> bool | None:
+    return None if sky is None or pref is None else sky > pref
+
+
+def _cloud_run_specs() -> list[Spec]:
+    """M5: runs through each library's Cloud Run worker on skyrun's emulator."""
+    path = "cloud_run"
+    return [
+        Spec(
+            "M5: Cloud Run worker on the emulator, runs per minute (all created at once)",
+            "runs/min",
+            (path, "runs_per_minute"),
+            "skyrun more",
+            _more,
+            has_ratio=False,
+        ),
+        Spec(
+            "  Cloud Run API calls per run",
+            "calls",
+            (path, "calls_per_run"),
+            "skyrun fewer",
+            _faster_at_all,
+        ),
+        Spec(
+            "  worker-side s per run beyond the container's own time (median)",
+            "s",
+            (path, "overhead_s"),
+            "skyrun less",
+            _faster_at_all,
+        ),
+        Spec(
+            "  of which run created -> container started", "s", (path, "to_start_s"), "info", _info
+        ),
+        Spec(
+            "  the container's own time (execution start -> completion)",
+            "s",
+            (path, "container_s"),
+            "info",
+            _info,
+        ),
+    ]
 
 
 def build_rows(sky: dict[str, Any] | None, pref: dict[str, Any] | None, n: int) -> list[Row]:

@@ -16,21 +16,30 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from cloud_run_throughput import measure_cloud_run, start_emulator
 from deploy_latency import measure_deploy
 from harness import BENCH_DIR, PROJECT_PYTHON, Side, WorkloadError, run_side
-from prefect_env import PREFECT_BENCH_ENV, PREFECT_VERSION, ensure_prefect_venv
+from prefect_env import (
+    PREFECT_BENCH_ENV,
+    PREFECT_VERSION,
+    ensure_prefect_gcp,
+    ensure_prefect_venv,
+    venv_python,
+)
 from project_deploy import measure_project_deploy
 from report import build_rows, format_markdown, format_table, rows_as_json
 
 RESULTS_DIR = BENCH_DIR / "results"
-WORKLOAD_GROUPS = ("tasks", "deploy", "project")
+WORKLOAD_GROUPS = ("tasks", "deploy", "project", "cloud-run")
 
 
 def workload_groups(text: str) -> list[str]:
@@ -65,7 +74,17 @@ def parse_args() -> argparse.Namespace:
         default=list(WORKLOAD_GROUPS),
         help="tasks (import, task and flow overhead, cold process), deploy "
         "(M2: deployment run -> flow's first line, process worker) and/or project "
-        "(M4: `deploy --name` of a project file); default all",
+        "(M4: `deploy --name` of a project file) and/or cloud-run (M5: runs through each "
+        "Cloud Run worker on skyrun's emulator); default all",
+    )
+    parser.add_argument(
+        "--cloud-run-runs", type=positive_int, help="cloud-run: runs per side (100; 10 quick)"
+    )
+    parser.add_argument(
+        "--cloud-run-concurrency",
+        type=positive_int,
+        default=4,
+        help="cloud-run: the pool's concurrency limit, the same on both sides (4)",
     )
     parser.add_argument(
         "--project-deploys",
@@ -166,9 +185,11 @@ def load_average() -> list[float]:
 def _loads_seen(results: dict[str, Any] | None) -> list[float]:
     """Every 1-minute load average recorded around the workload processes."""
     seen: list[float] = [0.0]
-    for workload in ("overhead", "cold", "deploy", "project"):
-        for run in ((results or {}).get(workload) or {}).get("runs", []):
+    for workload in ("overhead", "cold", "deploy", "project", "cloud_run"):
+        figures = (results or {}).get(workload) or {}
+        for run in figures.get("runs", []):
             seen.extend(run.get("load_1min", []))
+        seen.extend(figures.get("load_1min", []))  # cloud_run: around the whole batch
     return seen
 
 
@@ -206,6 +227,21 @@ def run_workloads(side: Side, args: argparse.Namespace, sizes: dict[str, int]) -
         except (WorkloadError, subprocess.SubprocessError, OSError) as exc:
             results["errors"]["project"] = str(exc)
             print(f"[bench] {side.name}: project FAILED: {exc}", file=sys.stderr, flush=True)
+    if "cloud-run" in args.workloads:
+        emulator, key = args.cloud_run_emulator
+        try:
+            results["cloud_run"] = measure_cloud_run(
+                side,
+                args.cloud_run_runs,
+                args.cloud_run_concurrency,
+                emulator,
+                key,
+                RESULTS_DIR / "deploy-logs",
+                args.keep_homes,
+            )
+        except (WorkloadError, subprocess.SubprocessError, OSError) as exc:
+            results["errors"]["cloud_run"] = str(exc)
+            print(f"[bench] {side.name}: cloud-run FAILED: {exc}", file=sys.stderr, flush=True)
     return results
 
 
@@ -228,6 +264,12 @@ def run_prefect(args: argparse.Namespace, sizes: dict[str, int]) -> dict[str, An
         print(f"[bench] prefect could not be installed: {exc}", file=sys.stderr)
         return {"unavailable": str(exc)}
     side = prefect_side(python)
+    if "cloud-run" in args.workloads:
+        try:
+            ensure_prefect_gcp(python, log=RESULTS_DIR / "prefect-install.log")
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"[bench] prefect-gcp could not be installed: {exc}", file=sys.stderr)
+            args.workloads = [group for group in args.workloads if group != "cloud-run"]
     results = run_workloads(side, args, sizes)
     results["version"] = library_version(side, "prefect") or PREFECT_VERSION
     return results
@@ -244,12 +286,23 @@ def main() -> int:
         "import_reps": args.import_reps or (2 if args.quick else 5),
         "repeats": args.repeats or (1 if args.quick else 3),
     }
+    args.cloud_run_runs = args.cloud_run_runs or (10 if args.quick else 100)
     started = dt.datetime.now(dt.UTC)
     loads = {"start": load_average()}
-    sky = run_skyrun(args, sizes) if args.only in (None, "skyrun") else None
-    loads["after_skyrun"] = load_average()
-    pref = run_prefect(args, sizes) if args.only in (None, "prefect") else None
-    loads["end"] = load_average()
+    with ExitStack() as exits:
+        if "cloud-run" in args.workloads:
+            # One emulator for both sides; its tasks find `prefect` on PATH when it is there.
+            work_dir = Path(tempfile.mkdtemp(prefix="bench-cloud-run-emulator-"))
+            prefect_python = venv_python() if args.only != "skyrun" else None
+            emulator, key = start_emulator(work_dir, prefect_python)
+            exits.callback(emulator.stop)
+            if not args.keep_homes:
+                exits.callback(shutil.rmtree, work_dir, ignore_errors=True)
+            args.cloud_run_emulator = (emulator, key)
+        sky = run_skyrun(args, sizes) if args.only in (None, "skyrun") else None
+        loads["after_skyrun"] = load_average()
+        pref = run_prefect(args, sizes) if args.only in (None, "prefect") else None
+        loads["end"] = load_average()
 
     rows = build_rows(sky, pref, args.n_tasks)
     print()
@@ -294,6 +347,8 @@ def main() -> int:
             "workloads": args.workloads,
             "deploy_runs": args.deploy_runs,
             "project_deploys": args.project_deploys,
+            "cloud_run_runs": args.cloud_run_runs,
+            "cloud_run_concurrency": args.cloud_run_concurrency,
             **sizes,
         },
         "rows": rows_as_json(rows),

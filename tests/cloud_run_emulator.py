@@ -124,10 +124,18 @@ class Emulator:
         """Drop every pending fault."""
         httpx.delete(f"{self.url}/_emulator/faults", timeout=10).raise_for_status()
 
-    def calls(self) -> dict[str, int]:
-        """API calls received so far, by method."""
-        calls: dict[str, int] = httpx.get(f"{self.url}/_emulator/calls", timeout=10).json()["calls"]
+    def calls(self, project: str | None = None) -> dict[str, int]:
+        """API calls received so far, by method (only those under `project`, given one)."""
+        params = {"project": project} if project else {}
+        response = httpx.get(f"{self.url}/_emulator/calls", params=params, timeout=10)
+        calls: dict[str, int] = response.json()["calls"]
         return calls
+
+    def finished(self) -> list[dict[str, Any]]:
+        """Every finished execution's times (`GET /_emulator/executions`)."""
+        response = httpx.get(f"{self.url}/_emulator/executions", timeout=10)
+        executions: list[dict[str, Any]] = response.json()["executions"]
+        return executions
 
     def wait_operation(self, name: str, seconds: float) -> dict[str, Any]:
         """operations.wait for at most `seconds`: the Operation JSON."""

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -254,3 +255,28 @@ def test_the_command_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
         assert result.returncode == 1, result.stderr
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_calls_count_by_project_and_finished_executions_outlive_their_job(
+    cloud_run_emulator: Emulator,
+) -> None:
+    jobs = cloud_run_emulator.jobs()
+    where = parent()
+    project = where.split("/")[1]
+    job = python_job("pass")
+    job.start_execution_token = "t"
+    created = jobs.create_job(parent=where, job_id="timed", job=job).result(timeout=30)
+    execution_name = f"{created.name}/executions/timed-t"
+    cloud_run_emulator.wait_done(execution_name)
+    jobs.delete_job(name=created.name).result(timeout=30)
+
+    # Only this test's project's calls: one create, the waits' gets, one delete.
+    calls = cloud_run_emulator.calls(project)
+    assert (calls["jobs.create"], calls["jobs.delete"], calls["executions.get"] > 0) == (1, 1, True)
+    assert cloud_run_emulator.calls()["jobs.create"] >= calls["jobs.create"]
+    assert cloud_run_emulator.calls("no-such-project") == {}
+    (record,) = [e for e in cloud_run_emulator.finished() if e["name"] == execution_name]
+    created_at, started, completed = (
+        datetime.fromisoformat(record[key]) for key in ("createTime", "startTime", "completionTime")
+    )
+    assert created_at <= started <= completed and record["succeeded"] is True

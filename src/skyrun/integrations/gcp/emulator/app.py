@@ -180,7 +180,10 @@ class EmulatorApp:
 
     async def _emulator_endpoint(self, request: Request, path: str) -> Response:
         if path == "/_emulator/calls":
-            return JSONResponse({"calls": dict(self.faults.calls)})
+            project = request.query_params.get("project")
+            return JSONResponse({"calls": self.faults.calls_of(project)})
+        if path == "/_emulator/executions":
+            return JSONResponse({"executions": list(self.executor.finished)})
         if path != "/_emulator/faults":
             return JSONResponse({"error": f"no such emulator endpoint {path}"}, status_code=404)
         if request.method == "POST":

@@ -25,7 +25,12 @@ Endpoints, all under `/_emulator/` and never authenticated:
   meet each other's faults.
 * `GET /_emulator/faults`: the pending faults. `DELETE /_emulator/faults`: clear them.
 * `GET /_emulator/calls`: `{"calls": {"jobs.create": 4, ...}}`, every API call
-  received by method, faulted ones included (what a benchmark counts).
+  received by method, faulted ones included (what a benchmark counts);
+  `?project=P`: only the calls under `projects/P/`.
+* `GET /_emulator/executions`: `{"executions": [{"name", "createTime", "startTime",
+  "completionTime", "succeeded"}, ...]}`, every finished execution in the order they
+  finished (the last 10,000), kept after its job is deleted; times are RFC 3339 UTC,
+  `startTime` null for one that never started.
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ class FaultBook:
     def __init__(self) -> None:
         self.pending: list[Fault] = []
         self.calls: Counter[str] = Counter()
+        self.project_calls: Counter[tuple[str | None, str]] = Counter()
 
     def add(self, fault: Fault) -> None:
         """Queue a fault."""
@@ -152,11 +158,18 @@ class FaultBook:
     def on_call(self, method: str, project: str | None = None) -> Fault | None:
         """Count a call of `method` (under `project`); the status or drop fault it meets."""
         self.calls[method] += 1
+        self.project_calls[project, method] += 1
         return self._take(
             lambda fault: (
                 not fault.never_start and fault.method in ("*", method) and fault.matches(project)
             )
         )
+
+    def calls_of(self, project: str | None) -> dict[str, int]:
+        """The calls received by method: all of them, or only those under `project`."""
+        if project is None:
+            return dict(self.calls)
+        return {m: n for (p, m), n in self.project_calls.items() if p == project}
 
     def never_start(self, project: str | None = None) -> bool:
         """Whether the execution being created (under `project`) is one that never starts."""
