@@ -23,7 +23,9 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -72,12 +74,24 @@ def start_emulator(work_dir: Path, prefect_python: Path | None) -> tuple[Emulato
     return emulator, {"file": str(key_file), **key}
 
 
+UNAVAILABLE_RETRIES: Counter[str] = Counter()  # the harness's own 503s, by server
+
+
 def _post(url: str, body: dict[str, Any]) -> Any:
+    """POST JSON; a 503 (Prefect's SQLite server answers it when its database is busy,
+    see README) is tried again after a pause, up to 5 times, and counted."""
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
+    for attempt in range(6):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == 5:
+                raise WorkloadError(f"POST {url}: HTTP {exc.code}: {exc.read()[:500]!r}")
+            UNAVAILABLE_RETRIES[url.split("/api/")[0]] += 1
+            time.sleep(1.0 + attempt)
 
 
 def _runs(stack: Stack, deployment_id: str) -> list[dict[str, Any]]:
@@ -213,9 +227,43 @@ def figures(
     return result
 
 
+def _batch(
+    stack: Stack, emulator: Emulator, deployment_id: str, n_runs: int, loads: list[float]
+) -> tuple[list[dict[str, Any]], dict[str, int], float]:
+    """Create `n_runs` runs at once and wait for them all, and for their jobs' deletes.
+
+    Returns:
+        The runs as the server lists them, the API calls they cost by method, and the
+        wall clock before the first create.
+    """
+    project = PROJECTS[stack.side.name]
+    before = emulator.calls(project)
+    route = RUN_ROUTES[stack.side.name].format(id=deployment_id)
+    loads.append(os.getloadavg()[0])
+    started = time.time()
+    ids = {str(_post(f"{stack.api_url}/{route}", {})["id"]) for _ in range(n_runs)}
+
+    def all_final() -> list[dict[str, Any]] | None:
+        time.sleep(0.5)  # two listings a second: light on both servers
+        runs = [run for run in _runs(stack, deployment_id) if run["id"] in ids]
+        done = [r for r in runs if (r.get("state") or {}).get("type") in TERMINAL_STATES]
+        return runs if len(done) == n_runs else None
+
+    runs: list[dict[str, Any]] = stack.wait_for(
+        all_final, 120 + 60 * n_runs, f"{n_runs} {stack.side.name} runs to end"
+    )
+    # Jobs are deleted after their runs end: wait (without calling the API, which
+    # would count) until every job's delete arrived and the calls stopped.
+    deletes = before.get("jobs.delete", 0) + n_runs
+    stack.wait_for(lambda: _settled(emulator, project, deletes), 300, "the jobs' deletes")
+    loads.append(os.getloadavg()[0])
+    return runs, _delta(emulator.calls(project), before), started
+
+
 def measure_cloud_run(
     side: Side,
     n_runs: int,
+    n_solo: int,
     concurrency: int,
     emulator: Emulator,
     key: dict[str, Any],
@@ -224,11 +272,15 @@ def measure_cloud_run(
 ) -> dict[str, Any]:
     """Run the cloud-run workload for one library; see the module docstring.
 
+    First `n_solo` runs one at a time (each waited for, and its job's delete), for the
+    per-run figures without waiting for a pool slot; then `n_runs` created at once.
+
     Raises:
         WorkloadError: A step failed or the runs did not all end in time.
     """
     project = PROJECTS[side.name]
     progress = f"[bench] {side.name}: cloud-run"
+    loads: list[float] = []
     with _home(side, keep_home) as home, ExitStack() as exits:
         stack = Stack(side, home, log_dir / f"{side.name}-cloud-run", exits)
         stack.log_dir.mkdir(parents=True, exist_ok=True)
@@ -237,31 +289,24 @@ def measure_cloud_run(
         stack.wait_for(stack.healthy, 120, f"the {side.name} server")
         deployment_id = _setup(stack, emulator, key, concurrency)
         _start_worker(stack, emulator)
-        before = emulator.calls(project)
-        deletes = before.get("jobs.delete", 0)
-        loads = [os.getloadavg()[0]]
-        started = time.time()
-        route = RUN_ROUTES[side.name].format(id=deployment_id)
-        for _ in range(n_runs):
-            _post(f"{stack.api_url}/{route}", {})
-        print(f"{progress}: {n_runs} runs created", file=sys.stderr, flush=True)
-
-        def all_final() -> list[dict[str, Any]] | None:
-            time.sleep(1.0)  # one listing a second: light on both servers
-            runs = _runs(stack, deployment_id)
-            done = [r for r in runs if (r.get("state") or {}).get("type") in TERMINAL_STATES]
-            loads.append(os.getloadavg()[0])
-            return runs if len(done) == n_runs else None
-
-        runs = stack.wait_for(all_final, 120 + 60 * n_runs, f"{n_runs} {side.name} runs to end")
-        # The last jobs are deleted after their runs end: wait (without calling the API,
-        # which would count) until every job's delete arrived and the calls stopped.
-        stack.wait_for(lambda: _settled(emulator, project, deletes + n_runs), 300, "deletes")
-        calls_by_method = _delta(emulator.calls(project), before)
-        calls = sum(calls_by_method.values())
+        solo_runs: list[dict[str, Any]] = []
+        solo_calls: Counter[str] = Counter()
+        for index in range(n_solo):
+            runs, calls, _ = _batch(stack, emulator, deployment_id, 1, loads)
+            solo_runs += runs
+            solo_calls.update(calls)
+            print(f"{progress}: run {index + 1}/{n_solo} alone", file=sys.stderr, flush=True)
+        runs, calls_by_method, started = _batch(stack, emulator, deployment_id, n_runs, loads)
     executions = [e for e in emulator.finished() if e["name"].startswith(f"projects/{project}/")]
-    result = figures(runs, executions, started, calls)
+    result = figures(runs, executions, started, sum(calls_by_method.values()))
     result.update(concurrency=concurrency, calls_by_method=calls_by_method, load_1min=loads)
+    result["harness_503_retries"] = UNAVAILABLE_RETRIES[stack.api_url.split("/api")[0]]
+    if solo_runs:
+        solo = figures(solo_runs, executions, 0.0, sum(solo_calls.values()))
+        solo.pop("runs_per_minute"), solo.pop("elapsed_s")
+        result["solo"] = {**solo, "calls_by_method": dict(solo_calls)}
+        for name, spread in solo.get("spread", {}).items():  # where report.py finds them
+            result.setdefault("spread", {})[f"solo.{name}"] = spread
     print(
         f"{progress}: {result['runs_per_minute']:.1f} runs/min, "
         f"{result['calls_per_run']:.1f} calls/run",

@@ -262,37 +262,52 @@ def _more(sky: float | None, pref: float | None) -> bool | None:
 
 def _cloud_run_specs() -> list[Spec]:
     """M5: runs through each library's Cloud Run worker on skyrun's emulator."""
-    path = "cloud_run"
+    c = "cloud_run"
     return [
         Spec(
-            "M5: Cloud Run worker on the emulator, runs per minute (all created at once)",
+            "M5: Cloud Run worker on the emulator, runs per minute (a batch created at once)",
             "runs/min",
-            (path, "runs_per_minute"),
+            (c, "runs_per_minute"),
             "skyrun more",
             _more,
             has_ratio=False,
         ),
         Spec(
-            "  Cloud Run API calls per run",
+            "  Cloud Run API calls per run (the batch)",
             "calls",
-            (path, "calls_per_run"),
+            (c, "calls_per_run"),
             "skyrun fewer",
             _faster_at_all,
         ),
         Spec(
-            "  worker-side s per run beyond the container's own time (median)",
+            "  worker-side s per run beyond the container's own time, one run at a time",
             "s",
-            (path, "overhead_s"),
+            (c, "solo", "overhead_s"),
             "skyrun less",
             _faster_at_all,
         ),
         Spec(
-            "  of which run created -> container started", "s", (path, "to_start_s"), "info", _info
+            "    = run created -> container started", "s", (c, "solo", "to_start_s"), "info", _info
         ),
         Spec(
-            "  the container's own time (execution start -> completion)",
+            "    + container exited -> final state (< 0: reported before it exited)",
             "s",
-            (path, "container_s"),
+            (c, "solo", "final_after_exit_s"),
+            "info",
+            _info,
+            has_ratio=False,
+        ),
+        Spec(
+            "  the container's own time (execution start -> completion), one at a time",
+            "s",
+            (c, "solo", "container_s"),
+            "info",
+            _info,
+        ),
+        Spec(
+            "  worker-side s per run beyond the container, in the batch (pool-slot waits)",
+            "s",
+            (c, "overhead_s"),
             "info",
             _info,
         ),

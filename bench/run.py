@@ -81,6 +81,11 @@ def parse_args() -> argparse.Namespace:
         "--cloud-run-runs", type=positive_int, help="cloud-run: runs per side (100; 10 quick)"
     )
     parser.add_argument(
+        "--cloud-run-solo",
+        type=int,
+        help="cloud-run: runs one at a time before the batch, per side (5; 3 quick)",
+    )
+    parser.add_argument(
         "--cloud-run-concurrency",
         type=positive_int,
         default=4,
@@ -233,6 +238,7 @@ def run_workloads(side: Side, args: argparse.Namespace, sizes: dict[str, int]) -
             results["cloud_run"] = measure_cloud_run(
                 side,
                 args.cloud_run_runs,
+                args.cloud_run_solo,
                 args.cloud_run_concurrency,
                 emulator,
                 key,
@@ -287,6 +293,8 @@ def main() -> int:
         "repeats": args.repeats or (1 if args.quick else 3),
     }
     args.cloud_run_runs = args.cloud_run_runs or (10 if args.quick else 100)
+    if args.cloud_run_solo is None:
+        args.cloud_run_solo = 3 if args.quick else 5
     started = dt.datetime.now(dt.UTC)
     loads = {"start": load_average()}
     with ExitStack() as exits:
@@ -348,6 +356,7 @@ def main() -> int:
             "deploy_runs": args.deploy_runs,
             "project_deploys": args.project_deploys,
             "cloud_run_runs": args.cloud_run_runs,
+            "cloud_run_solo": args.cloud_run_solo,
             "cloud_run_concurrency": args.cloud_run_concurrency,
             **sizes,
         },
