@@ -31,6 +31,19 @@ server_failed() {
   exit 1
 }
 
+# wait_for_line WHAT TEXT LOG: until LOG holds TEXT (WHAT has started), or fail showing LOG.
+wait_for_line() {
+  local deadline=$((SECONDS + server_wait_seconds))
+  until grep -q "$2" "$3" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      echo "demo: the $1 did not start; the end of $3:" >&2
+      tail -n 20 "$3" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 # Otherwise the demo would talk to whatever answers there, not to the server it starts.
 if healthy; then
   echo "demo: a server already answers at $SKYRUN_API_URL; stop it or set SKYRUN_DEMO_PORT" >&2
@@ -73,15 +86,7 @@ chmod 600 "$key_file"
 skyrun cloud-run emulator --port "$emulator_port" --service-account-key "$key_file" \
   >"$SKYRUN_HOME/emulator.log" 2>&1 &
 pids+=($!)
-deadline=$((SECONDS + server_wait_seconds))
-until grep -q "listening on" "$SKYRUN_HOME/emulator.log" 2>/dev/null; do
-  if ((SECONDS >= deadline)); then
-    echo "demo: the emulator did not start; the end of $SKYRUN_HOME/emulator.log:" >&2
-    tail -n 20 "$SKYRUN_HOME/emulator.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for_line emulator "listening on" "$SKYRUN_HOME/emulator.log"
 
 echo "== a gcp-credentials block and a cloud-run work pool"
 skyrun block inspect gcp-credentials/demo-creds >/dev/null 2>&1 && skyrun block delete gcp-credentials/demo-creds >/dev/null
@@ -96,15 +101,7 @@ skyrun work-pool update demo-cloud-run --set region=us-central1 \
 echo "== a cloud-run worker"
 skyrun worker start --pool demo-cloud-run --type cloud-run >"$SKYRUN_HOME/worker.log" 2>&1 &
 pids+=($!)
-deadline=$((SECONDS + server_wait_seconds))
-until grep -q "polling work pool" "$SKYRUN_HOME/worker.log" 2>/dev/null; do
-  if ((SECONDS >= deadline)); then
-    echo "demo: the worker did not start; the end of $SKYRUN_HOME/worker.log:" >&2
-    tail -n 20 "$SKYRUN_HOME/worker.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for_line worker "polling work pool" "$SKYRUN_HOME/worker.log"
 
 echo "== deploying examples/weather.py:weather_report"
 (cd examples && skyrun deploy weather.py:weather_report --name demo --pool demo-cloud-run)

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from processes import SKYRUN, clean_env
 
@@ -103,3 +106,22 @@ def skyrun(
         timeout=600,
         check=False,
     )
+
+
+def _step(steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    [arguments] = [step[key] for step in steps for key in step if key.endswith(name)]
+    return arguments  # type: ignore[no-any-return]
+
+
+def edit_docker_project(
+    directory: Path, base_image: str, deployments: list[dict[str, Any]] | None = None
+) -> None:
+    """What a user of this machine edits in a docker project's skyrun.yaml: the base image
+    (no Docker Hub here), a plain-HTTP registry, and the deployments when given."""
+    path = directory / "skyrun.yaml"
+    data = yaml.safe_load(path.read_text())
+    _step(data["build"], "build_docker_image")["base_image"] = base_image
+    _step(data["push"], "push_docker_image")["tls_verify"] = False
+    if deployments is not None:
+        data["deployments"] = deployments
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -11,13 +11,17 @@ its job deleted: the image skyrun pushed is the image that ran.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
-from project_support import TEMPERATURE, skyrun, weather_service, write_weather_project
+from project_support import (
+    TEMPERATURE,
+    edit_docker_project,
+    skyrun,
+    weather_service,
+    write_weather_project,
+)
 from worker_support import ServerProcess, WorkerProcess, wait_for
 
 from cloud_run_emulator import REGION, Emulator
@@ -28,11 +32,6 @@ __all__ = ["base_image", "image_registry", "image_tools"]  # fixtures, used by n
 POOL = "image-cloud-run-pool"
 # No credentials against a loopback emulator: the worker acts in its default project.
 PROJECT = "local-project"
-
-
-def _step(steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    [arguments] = [step[key] for step in steps for key in step if key.endswith(name)]
-    return arguments  # type: ignore[no-any-return]
 
 
 def _jobs(emulator: str) -> list[str]:
@@ -74,22 +73,21 @@ def test_the_image_skyrun_deploy_pushed_runs_the_flow_on_the_emulator(
                 "init", "--recipe", "docker",
                 "--field", f"image_name={image_name}", "--field", "tag=1",
             )  # fmt: skip
-            path = project / "skyrun.yaml"
-            data = yaml.safe_load(path.read_text())
-            _step(data["build"], "build_docker_image")["base_image"] = BASE_IMAGE
-            _step(data["push"], "push_docker_image")["tls_verify"] = False
-            data["deployments"] = [
-                {
-                    "name": "weather-in-image",
-                    "entrypoint": "flows/weather_flow.py:fetch_weather",
-                    "parameters": {"lat": 14.5994, "lon": 28.6731},
-                    "work_pool": {
-                        "name": POOL,
-                        "job_variables": {"image": "{{ build_image.image }}"},
-                    },
-                }
-            ]
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            edit_docker_project(
+                project,
+                BASE_IMAGE,
+                [
+                    {
+                        "name": "weather-in-image",
+                        "entrypoint": "flows/weather_flow.py:fetch_weather",
+                        "parameters": {"lat": 14.5994, "lon": 28.6731},
+                        "work_pool": {
+                            "name": POOL,
+                            "job_variables": {"image": "{{ build_image.image }}"},
+                        },
+                    }
+                ],
+            )
             cli("deploy", "--name", "weather-in-image")
             # Gone from local storage: what runs must come from the registry.
             buildah("rmi", "--force", f"{image_name}:1", check=False)

@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
-import yaml
-from project_support import TEMPERATURE, skyrun, weather_service, write_weather_project
+from project_support import (
+    TEMPERATURE,
+    edit_docker_project,
+    skyrun,
+    weather_service,
+    write_weather_project,
+)
 from worker_support import ServerProcess
 
 from images import BASE_IMAGE, Registry, base_image, buildah, image_registry, image_tools
@@ -35,11 +39,6 @@ IMAGE_TEMPLATE = {
         },
     },
 }
-
-
-def _step(steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    [arguments] = [step[key] for step in steps for key in step if key.endswith(name)]
-    return arguments  # type: ignore[no-any-return]
 
 
 def test_docker_recipe_builds_pushes_and_the_run_completes_inside_the_image(
@@ -70,24 +69,21 @@ def test_docker_recipe_builds_pushes_and_the_run_completes_inside_the_image(
             (project / ".skyrunignore").write_text(
                 (project / ".skyrunignore").read_text() + "\n*.secret\n"
             )
-            # What a user of this machine edits: the base image (no Docker Hub here) and a
-            # plain-HTTP registry.
-            path = project / "skyrun.yaml"
-            data = yaml.safe_load(path.read_text())
-            _step(data["build"], "build_docker_image")["base_image"] = BASE_IMAGE
-            _step(data["push"], "push_docker_image")["tls_verify"] = False
-            data["deployments"] = [
-                {
-                    "name": "gcp-weather-deploy",
-                    "entrypoint": "flows/weather_flow.py:fetch_weather",
-                    "parameters": {"lat": 14.5994, "lon": 28.6731},
-                    "work_pool": {
-                        "name": POOL,
-                        "job_variables": {"image": "{{ build_image.image }}"},
-                    },
-                }
-            ]
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            edit_docker_project(
+                project,
+                BASE_IMAGE,
+                [
+                    {
+                        "name": "gcp-weather-deploy",
+                        "entrypoint": "flows/weather_flow.py:fetch_weather",
+                        "parameters": {"lat": 14.5994, "lon": 28.6731},
+                        "work_pool": {
+                            "name": POOL,
+                            "job_variables": {"image": "{{ build_image.image }}"},
+                        },
+                    }
+                ],
+            )
 
             deployed = skyrun(project, home, api, "deploy", "--name", "gcp-weather-deploy")
             assert deployed.returncode == 0, deployed.stdout + deployed.stderr
@@ -167,10 +163,7 @@ def test_the_guides_prefect_yaml_converts_and_deploys_the_same_deployment(
             "gcr.io/prefect-project", image_registry.host + "/prefect-project"
         )
         path.write_text(registry_text)
-        data = yaml.safe_load(path.read_text())
-        _step(data["build"], "build_docker_image")["base_image"] = BASE_IMAGE
-        _step(data["push"], "push_docker_image")["tls_verify"] = False
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        edit_docker_project(project, BASE_IMAGE)
 
         deployed = skyrun(
             project, home, api, "deploy", "--name", "gcp-weather-deploy", PATH=path_env
