@@ -138,5 +138,10 @@ def start(
             "--scope admin' on this machine, without SKYRUN_API_URL)"
         )
     uvicorn.run(
-        application, host=settings.server_host, port=settings.server_port, log_level=log_level
+        application,
+        host=settings.server_host,
+        port=settings.server_port,
+        log_level=log_level,
+        # Open UI pages hold event streams: on SIGTERM, close them after 3 s, not never.
+        timeout_graceful_shutdown=3,
     )

@@ -1,4 +1,4 @@
-"""create_app(settings) -> the FastAPI application: /api, its docs, and (later) the UI."""
+"""create_app(settings) -> the FastAPI application: /api, its docs, and the web UI at /."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from skyrun.server.db.engine import Database
 from skyrun.server.encryption import SecretBox, require_key_for_server
 from skyrun.server.http_errors import add_error_handlers, document_errors
 from skyrun.server.services.loops import Service, start_services, stop_services
+from skyrun.server.sessions import SessionCookies
 from skyrun.settings import Settings
 
 ROUTERS = (flows.router, flow_runs.router, task_runs.router, artifacts.router, variables.router)
@@ -57,6 +58,7 @@ def create_app(
     run_services: bool = True,
     work_routes_on_demand: bool = False,
     require_api_keys: bool | None = None,
+    ui: bool | None = None,
 ) -> FastAPI:
     """Build the application.
 
@@ -70,6 +72,8 @@ def create_app(
         require_api_keys: check API keys and their scopes; default
             `settings.server_auth_enabled`. The embedded mode checks none: a
             process that opens the database itself can do anything anyway.
+        ui: serve the web UI at `/`; default: unless the work routes are on demand
+            (the embedded mode has no browser to serve).
     """
     db = database or Database.from_settings(settings)
 
@@ -135,8 +139,13 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
 
     if settings.server_auth_enabled if require_api_keys is None else require_api_keys:
-        app.state.api_key_auth = ApiKeyAuth(db)
+        app.state.api_key_auth = ApiKeyAuth(db, SessionCookies(app.state.secret_box))
         app.middleware("http")(app.state.api_key_auth)
+    if not work_routes_on_demand if ui is None else ui:
+        # Imported here: Jinja2 and the pages are for a server, not a process running flows.
+        from skyrun.server.ui import include_ui
+
+        include_ui(app)
     # No route, nor the auth check, sees unstorable text (NUL, lone surrogates).
     app.add_middleware(SafeTextMiddleware)
     # Added last, so it is the outermost: a body is counted before anything reads it.

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from skyrun.schemas.api_keys import ApiKey, ApiKeyScope, highest_scope
 from skyrun.server.db import api_keys
 from skyrun.server.db.engine import Database
+from skyrun.server.sessions import SessionCookies, csrf_ok
 
 OPEN_PATHS = frozenset({"/api/health", "/api/docs", "/api/openapi.json", "/api/version"})
 # How long a verified key is trusted without a lookup. A key revoked through this
@@ -51,12 +52,17 @@ def required_scope(method: str, path: str, include_secrets: Iterable[str] = ()) 
 class ApiKeyAuth:
     """Checks `Authorization: Bearer <key>` and its scope on every /api request but the open ones.
 
+    A request without the header may carry the UI's session cookie instead
+    (server/sessions.py): its key is checked the same way, and a request that could
+    change something must also carry the session's CSRF token.
+
     Verified keys are remembered for CACHE_SECONDS so a busy worker does not cost
     a key lookup per request.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, sessions: SessionCookies | None = None) -> None:
         self.database = database
+        self.sessions = sessions
         self._verified: dict[str, tuple[float, ApiKey]] = {}
 
     async def __call__(
@@ -67,13 +73,23 @@ class ApiKeyAuth:
             return await call_next(request)
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
+        if not header and self.sessions is not None:
+            session = self.sessions.read(request)
+            if session is not None:
+                if not csrf_ok(request, request.method, session):
+                    return _error(
+                        403,
+                        "this request came with the UI's session cookie but without its "
+                        "CSRF token: send the page's token in X-CSRF-Token (reload the page)",
+                    )
+                scheme, presented = "bearer", session.api_key
         if scheme.lower() != "bearer" or not presented:
             return _error(
                 401,
                 "this server requires an API key: send 'Authorization: Bearer <key>' "
                 "(set SKYRUN_API_KEY)",
             )
-        key = await self._verify(presented.strip())
+        key = await self.verify(presented.strip())
         if key is None:
             return _error(
                 401,
@@ -92,7 +108,8 @@ class ApiKeyAuth:
             )
         return await call_next(request)
 
-    async def _verify(self, presented: str) -> ApiKey | None:
+    async def verify(self, presented: str) -> ApiKey | None:
+        """The key `presented` is, if it is valid and not revoked (cached for CACHE_SECONDS)."""
         now = time.monotonic()
         cached = self._verified.get(presented)
         if cached is not None and cached[0] > now:

@@ -98,6 +98,7 @@ class SecretBox:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._fernet: Fernet | None = None
+        self._key = ""
         self._lock = threading.Lock()
 
     def _cipher(self) -> Fernet:
@@ -114,8 +115,14 @@ class SecretBox:
                         except EncryptionKeyMissing as exc:
                             raise EncryptionUnavailable(str(exc)) from None
                     key = key_file_key(self._settings.home)
+                self._key = key
                 self._fernet = Fernet(key.encode("ascii"))
             return self._fernet
+
+    def key(self) -> str:
+        """The installation's key itself (to derive other keys from, e.g. UI sessions')."""
+        self._cipher()
+        return self._key
 
     def encrypt(self, plaintext: str) -> str:
         """A Fernet token for `plaintext`."""

@@ -65,6 +65,21 @@ def is_data_error(exc: DBAPIError) -> bool:
     return isinstance(code, str) and code.startswith("22")
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a UI page (not the API, not a script's request)."""
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/") or not hasattr(request.app.state, "ui"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    from skyrun.server.ui.render import page
+
+    heading = "Not found" if status_code == 404 else "Cannot do that"
+    return page(request, "error.html", status_code=status_code, heading=heading, message=message)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Map every error a request can cause to its documented answer."""
 
@@ -73,7 +88,9 @@ def add_error_handlers(app: FastAPI) -> None:
         return validation_response(exc.errors())
 
     @app.exception_handler(SkyrunServerError)
-    async def domain_error(_: Request, exc: SkyrunServerError) -> Response:
+    async def domain_error(request: Request, exc: SkyrunServerError) -> Response:
+        if _wants_page(request):
+            return _error_page(request, exc.status_code, exc.message)
         if isinstance(exc, Invalid):
             return validation_response(
                 [{"loc": exc.loc, "msg": exc.message, "type": "value_error"}]
@@ -107,7 +124,9 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         path = request.url.path
-        if exc.status_code == 404 and path != "/api" and not path.startswith("/api/"):
+        if exc.status_code in (404, 405) and _wants_page(request):
+            return _error_page(request, 404, f"There is no page at {path}.")
+        if exc.status_code in (404, 405) and path != "/api" and not path.startswith("/api/"):
             base = str(request.base_url).rstrip("/")
             return JSONResponse(
                 {
