@@ -3,17 +3,20 @@ page with its secrets masked (never in the HTML), bad query input, one query per
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import event
 
 from skyrun.blocks.base import MASK
 from skyrun.server.ui.pages.blocks import schema_fields
+from skyrun.settings import Settings
 
 SECRET = "s3cr3t-value-never-shown"
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=1">'
@@ -29,6 +32,17 @@ def key_info(**changes: Any) -> dict[str, Any]:
     }
     info.update(changes)
     return {k: v for k, v in info.items() if v is not None}
+
+
+@pytest.fixture
+async def api(
+    api_settings: Settings,
+    api_for: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with an encryption key (a server on PostgreSQL needs one for secrets)."""
+    keyed = api_settings.model_copy(update={"encryption_key": Fernet.generate_key().decode()})
+    async with api_for(keyed) as client:
+        yield client
 
 
 @contextmanager
@@ -49,7 +63,9 @@ def statements(api: httpx.AsyncClient) -> Iterator[list[str]]:
 
 
 async def create(api: httpx.AsyncClient, block_type: str, name: str, data: dict[str, Any]) -> None:
-    response = await api.post("/api/blocks", json={"block_type": block_type, "name": name, "data": data})
+    response = await api.post(
+        "/api/blocks", json={"block_type": block_type, "name": name, "data": data}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -59,7 +75,10 @@ def test_schema_fields_read_titles_kinds_secrets_and_required() -> None:
         for f in schema_fields(
             {
                 "properties": {
-                    "project": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Project"},
+                    "project": {
+                        "anyOf": [{"type": "string"}, {"type": "null"}],
+                        "title": "Project",
+                    },
                     "info": {
                         "anyOf": [{"type": "object"}, {"type": "null"}],
                         "secret": True,
@@ -109,8 +128,13 @@ async def test_create_form_is_generated_from_the_schema(api: httpx.AsyncClient) 
     # Every input has a label.
     for input_id in re.findall(r'<(?:input|textarea|select)[^>]* id="([^"]+)"', html):
         assert f'<label for="{input_id}"' in html, input_id
-    assert re.search(r'<textarea id="field-service_account_info" name="data.service_account_info"', html)
-    assert 'type="file" accept=".json,application/json" data-fills="field-service_account_info"' in html
+    assert re.search(
+        r'<textarea id="field-service_account_info" name="data.service_account_info"', html
+    )
+    assert (
+        'type="file" accept=".json,application/json" data-fills="field-service_account_info"'
+        in html
+    )
     assert 'data-error-for="data.service_account_info"' in html
     assert 'data-error-for="name"' in html
     assert 'data-block-type="gcp-credentials"' in html
@@ -123,8 +147,12 @@ async def test_create_form_is_generated_from_the_schema(api: httpx.AsyncClient) 
 
 
 async def test_block_page_masks_secrets_everywhere(api: httpx.AsyncClient) -> None:
-    info = key_info(private_key=f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n")
-    await create(api, "gcp-credentials", "prod", {"project": "my-proj", "service_account_info": info})
+    info = key_info(
+        private_key=f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n"
+    )
+    await create(
+        api, "gcp-credentials", "prod", {"project": "my-proj", "service_account_info": info}
+    )
     await create(api, "secret", "token", {"value": SECRET + "-token"})
 
     for path in ("/blocks/gcp-credentials/prod", "/blocks/secret/token", "/blocks"):
@@ -141,7 +169,9 @@ async def test_block_page_masks_secrets_everywhere(api: httpx.AsyncClient) -> No
     assert 'value="********"' in token
 
     listing = (await api.get("/blocks?type=secret")).text
-    assert 'href="/blocks/secret/token"' in listing and "/blocks/gcp-credentials/prod" not in listing
+    assert (
+        'href="/blocks/secret/token"' in listing and "/blocks/gcp-credentials/prod" not in listing
+    )
 
 
 async def test_writing_the_mask_back_keeps_the_secret(api: httpx.AsyncClient) -> None:
@@ -160,13 +190,15 @@ async def test_writing_the_mask_back_keeps_the_secret(api: httpx.AsyncClient) ->
 async def test_a_key_missing_private_key_is_a_422_at_the_field_the_form_shows(
     api: httpx.AsyncClient,
 ) -> None:
-    import json
-
     # The form sends the pasted text as it is when it is not JSON, parsed when it is.
     for pasted in (key_info(private_key=None), json.dumps(key_info(private_key=None))):
         response = await api.post(
             "/api/blocks",
-            json={"block_type": "gcp-credentials", "name": "bad", "data": {"service_account_info": pasted}},
+            json={
+                "block_type": "gcp-credentials",
+                "name": "bad",
+                "data": {"service_account_info": pasted},
+            },
         )
         assert response.status_code == 422
         (problem,) = response.json()["detail"]
