@@ -192,3 +192,13 @@ async def test_pages_take_a_constant_number_of_queries(api: httpx.AsyncClient) -
     (next_url,) = re.findall(r'href="(/artifacts/k0\?before=[^"]+)" rel="next"', history)
     rest = (await api.get(next_url)).text
     assert rest.count("?version=") == 6 and "Show the latest version" in rest
+
+
+async def test_the_live_fragment_renders_alone(api: httpx.AsyncClient) -> None:
+    run = await flow_run(api, "frag-run")
+    await artifact(api, key="live", type="markdown", data="x", flow_run_id=run["id"])
+    await artifact(api, type="markdown", data="y")
+    response = await api.get("/artifacts?fragment=artifacts")
+    assert response.status_code == 200, response.text
+    assert 'href="/artifacts/live"' in response.text and "frag-run" in response.text
+    assert "/artifacts/unkeyed/" in response.text and "<html" not in response.text

@@ -254,3 +254,11 @@ async def test_list_pages_are_keyset_paged_in_a_constant_number_of_queries(
     assert "/blocks/secret/b04" in second and "/blocks/secret/first" in second
     assert "/blocks/secret/b05" not in second
     assert 'rel="next"' not in second
+
+
+async def test_the_live_fragment_renders_alone(api: httpx.AsyncClient) -> None:
+    await create(api, "secret", "live", {"value": SECRET})
+    response = await api.get("/blocks?fragment=documents")
+    assert response.status_code == 200, response.text
+    assert 'href="/blocks/secret/live"' in response.text and "<html" not in response.text
+    assert SECRET not in response.text

@@ -136,3 +136,10 @@ async def test_the_probe_moves_when_a_variable_changes(api: httpx.AsyncClient) -
     await api.delete("/api/variables/a")
     assert len({str(empty), str(one), str(changed)}) == 3
     assert await fingerprint() == empty
+
+
+async def test_the_live_fragment_renders_alone(api: httpx.AsyncClient) -> None:
+    await put(api, "live", {"n": 1}, ["t"])
+    response = await api.get("/variables?fragment=variables")
+    assert response.status_code == 200, response.text
+    assert "<code>live</code>" in response.text and "<html" not in response.text
