@@ -85,6 +85,15 @@ def test_create_a_gcp_block_by_pasting_the_key(
     assert stored_key(api, "pasted")["private_key"] == info["private_key"]
     assert pem_line not in page.content()
 
+    # From the key to a key file: the stored key is removed, the path set.
+    page.get_by_label("Remove the stored Service Account Info").check()
+    page.locator("#field-service_account_file").fill("/keys/runner.json")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("dl.facts")).to_contain_text("/keys/runner.json")
+    data = api.get("blocks/gcp-credentials/pasted").json()["data"]
+    assert data.get("service_account_info") is None
+    assert data["service_account_file"] == "/keys/runner.json"
+
 
 def test_create_a_gcp_block_by_uploading_the_key_file(
     page: Any, base: str, api: httpx.Client, tmp_path: Path

@@ -5,33 +5,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from ui_statements import selects
 
 SCRIPT = "<script>window.__xss=1</script>"
 IMG = '<img src=x onerror="window.__xss=1">'
 JS_LINK = "[click me](javascript:window.__xss=1)"
-
-
-@contextmanager
-def selects(api: httpx.AsyncClient) -> Iterator[list[str]]:
-    engine = api._transport.app.state.database.engine.sync_engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def artifact(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import event
+from ui_statements import selects
 
 from skyrun.blocks.base import MASK
 from skyrun.server.ui.pages.blocks import schema_fields
@@ -43,23 +43,6 @@ async def api(
     keyed = api_settings.model_copy(update={"encryption_key": Fernet.generate_key().decode()})
     async with api_for(keyed) as client:
         yield client
-
-
-@contextmanager
-def statements(api: httpx.AsyncClient) -> Iterator[list[str]]:
-    """The SQL statements the app runs inside the block."""
-    engine = api._transport.app.state.database.engine.sync_engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def create(api: httpx.AsyncClient, block_type: str, name: str, data: dict[str, Any]) -> None:
@@ -239,11 +222,11 @@ async def test_list_pages_are_keyset_paged_in_a_constant_number_of_queries(
     api: httpx.AsyncClient,
 ) -> None:
     await create(api, "secret", "first", {"value": "x"})
-    with statements(api) as few:
+    with selects(api) as few:
         assert (await api.get("/blocks")).status_code == 200
     for number in range(55):
         await create(api, "secret", f"b{number:02d}", {"value": "x"})
-    with statements(api) as many:
+    with selects(api) as many:
         first = await api.get("/blocks")
     assert len(many) == len(few) == 1, many
     html = first.text

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from ui_statements import selects
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=1">'
-
-
-@contextmanager
-def selects(api: httpx.AsyncClient) -> Iterator[list[str]]:
-    engine = api._transport.app.state.database.engine.sync_engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def put(api: httpx.AsyncClient, name: str, value: Any, tags: list[str] | None = None) -> None:
