@@ -109,10 +109,6 @@ def schema_fields(schema: dict[str, Any]) -> list[FormField]:
     return fields
 
 
-def _types() -> list[type[Block]]:
-    return block_types()
-
-
 def _type_or_none(slug: str) -> type[Block] | None:
     try:
         return get_block_type(slug)
@@ -145,7 +141,7 @@ async def blocks_page(
         notice = f"There is no block type {block_type!r}; showing every block."
     async with request.app.state.database.session() as session, session.begin():
         documents, next_cursor = await ui_blocks.block_page(session, chosen, cursor, PAGE_SIZE)
-    types = _types()
+    types = block_types()
     return page(
         request,
         "blocks/list.html",
@@ -163,7 +159,7 @@ async def blocks_page(
 async def new_block_page(request: Request, slug: str = Query("", alias="type")) -> HTMLResponse:
     block = _type_or_none(slug)
     if block is None:
-        known = ", ".join(b.block_type for b in _types())
+        known = ", ".join(b.block_type for b in block_types())
         what = f"There is no block type {slug!r}" if slug else "Choose a block type"
         return page(
             request,
