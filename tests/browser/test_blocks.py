@@ -44,7 +44,11 @@ def base(server: ServerProcess) -> str:
 
 
 def assert_inert(page: Any) -> None:
+    """No payload ran, and none was even tried: the CSP had nothing to refuse (the payloads
+    are text, not markup the policy happened to stop)."""
     assert page.evaluate("window.__xss") is None
+    refused = [text for text in page.console_errors if "Content Security Policy" in text]
+    assert not refused, refused
 
 
 def stored_key(api: httpx.Client, name: str) -> dict[str, Any]:

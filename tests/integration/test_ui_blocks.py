@@ -19,6 +19,7 @@ from skyrun.server.ui.pages.blocks import schema_fields
 from skyrun.settings import Settings
 
 SECRET = "s3cr3t-value-never-shown"
+SCRIPT_NAME = "<script>window.__xss=1</script>"
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=1">'
 
 
@@ -192,6 +193,11 @@ async def test_a_key_missing_private_key_is_a_422_at_the_field_the_form_shows(
 
 
 async def test_user_text_in_a_block_is_escaped(api: httpx.AsyncClient) -> None:
+    # Names cannot carry markup at all: the API refuses them.
+    refused = await api.post(
+        "/api/blocks", json={"block_type": "secret", "name": SCRIPT_NAME, "data": {"value": "x"}}
+    )
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "name"]
     await create(api, "gcp-credentials", "xss", {"project": XSS})
     html = (await api.get("/blocks/gcp-credentials/xss")).text
     assert XSS not in html
