@@ -81,7 +81,7 @@ async def _seed_through_api(home: Path) -> dict[str, Any]:
                     "/deployments",
                     json={
                         "name": f"bench-deployment-{i}",
-                        "flow_id": made["flows"][i],
+                        "flow_name": f"bench-flow-{i}",
                         "entrypoint": "flows.py:bench",
                         "work_pool_name": "bench-process" if i % 2 else "bench-cloud-run",
                         "parameters": {"city": "Lisbon", "n": i},
@@ -220,7 +220,7 @@ def _rows(made: dict[str, Any], n_runs: int, n_tasks: int) -> dict[str, list[dic
             "data": f"# Report {i}\n\n| a | b |\n|---|---|\n| {i} | x |"
             if i % 2
             else [{"city": "Lisbon", "temp": i}],
-            "flow_run_id": runs[i]["id"],
+            "flow_run_id": runs[i % n_runs]["id"],
             "created": now - timedelta(seconds=1_000 - i),
         }
         for i in range(1_000)
