@@ -259,3 +259,18 @@ async def test_the_login_page_shows_only_its_own_messages(ui: httpx.AsyncClient)
     assert forged.status_code == 200
     assert "evil@example.com" not in forged.text
     assert "your session has ended" in (await ui.get("/login?error=ended")).text
+
+
+async def test_a_sign_in_posted_from_another_site_is_refused(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient
+) -> None:
+    key = await new_key(api, "lured", "read")
+    foreign = await ui.post(
+        "/login", data={"api_key": key, "next": "/"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert foreign.status_code == 403
+    assert "set-cookie" not in foreign.headers
+    own = await ui.post(
+        "/login", data={"api_key": key, "next": "/"}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert own.status_code == 303 and "set-cookie" in own.headers

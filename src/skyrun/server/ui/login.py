@@ -33,9 +33,17 @@ async def login_page(request: Request, next: str = "/", error: str = "") -> Resp
     return page(request, "login.html", next_path=safe_next(next), error=message)
 
 
+def _cross_site(request: Request) -> bool:
+    """A form posted from another site (browsers say so in Sec-Fetch-Site; proxies keep it)."""
+    return request.headers.get("sec-fetch-site", "").lower() == "cross-site"
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     auth = getattr(request.app.state, "api_key_auth", None)
+    if _cross_site(request):
+        # Login CSRF: another site signing this browser in with a key of its choosing.
+        return Response("sign in from this server's own login page", 403)
     form = await _form(request)
     next_path = safe_next(form.get("next"))
     if auth is None or auth.sessions is None:
