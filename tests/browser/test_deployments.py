@@ -93,9 +93,10 @@ def test_quick_run_asks_for_required_parameters_first(
     page.get_by_role("button", name="Quick Run").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
-    expect(dialog.get_by_label("Lon")).to_have_value("-77.0")  # the deployment's value
+    # labelled with the parameter's title alone (the guide's test finds the fields by it)
+    expect(dialog.get_by_label("Lon", exact=True)).to_have_value("-77.0")  # the deployment's value
     expect(dialog.get_by_label("Units")).to_have_value('"metric"')
-    dialog.get_by_label("Lat").fill("38.9")
+    dialog.get_by_label("Lat", exact=True).fill("38.9")
     screenshot(page, "quick-run-form")
     dialog.get_by_role("button", name="Run").click()
     page.wait_for_url(RUN_URL)

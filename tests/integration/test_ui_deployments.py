@@ -219,6 +219,8 @@ async def test_quick_run_opens_a_form_when_a_required_parameter_has_no_value(
     # pre-filled with the deployment's values, labelled by the parameter titles
     assert 'value="Paris"' in control(page, label_for(page, "City"))
     assert control(page, label_for(page, "Lat"))
+    assert '<label for="field-parameters-lat">Lat</label>' in page  # the title alone
+    assert 'aria-required="true"' in control(page, "field-parameters-lat")
 
 
 async def test_every_schema_type_renders_a_labelled_control(api: httpx.AsyncClient) -> None:

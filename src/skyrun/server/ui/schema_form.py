@@ -57,6 +57,12 @@ class SchemaField:
     blocks: list[Choice] = field(default_factory=list)  # TYPE/NAME references to pick from
     minimum: float | None = None
     maximum: float | None = None
+    types: list[str] = field(default_factory=list)  # the schema's types, for people to read
+
+    @property
+    def type_text(self) -> str:
+        names = self.types or (["enum"] if self.kind == ENUM else ["any"])
+        return " or ".join(names + (["null"] if self.nullable else []))
 
     @property
     def input_id(self) -> str:
@@ -193,6 +199,7 @@ def schema_fields(
             has_value=has_value,
             minimum=_number(used.get("minimum")),
             maximum=_number(used.get("maximum")),
+            types=[t for t in types if t != "json"],
         )
         if kind == ENUM:
             item.options = _options(used)
