@@ -168,6 +168,19 @@ def test_queues_workers_and_pausing(page: Any, server: ServerProcess, api: httpx
     expect(page.locator("h1 .badge")).to_have_text("not ready")
     assert made(api.get(f"work_pools/{name}"))["is_paused"] is False
 
+    settings = page.locator("#pool-settings-form")
+    settings.get_by_label("Description").fill("nightly jobs")
+    settings.get_by_label("Concurrency limit").fill("7")
+    settings.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#flash")).to_have_text("Saved.")
+    pool = made(api.get(f"work_pools/{name}"))
+    assert pool["description"] == "nightly jobs" and pool["concurrency_limit"] == 7
+    settings.get_by_label("Concurrency limit").fill("")
+    settings.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#flash")).to_have_text("Saved.")
+    page.wait_for_function("document.querySelector('#flash').textContent === 'Saved.'")
+    assert made(api.get(f"work_pools/{name}"))["concurrency_limit"] is None
+
     page.get_by_role("tab", name="Queues").click()
     form = page.locator("#queue-create-form")
     form.get_by_label("Name").fill("urgent")
@@ -179,6 +192,15 @@ def test_queues_workers_and_pausing(page: Any, server: ServerProcess, api: httpx
     expect(row).to_contain_text("paused")
     queues = {q["name"]: q for q in made(api.get(f"work_pools/{name}/queues"))}
     assert queues["urgent"]["is_paused"] is True and queues["urgent"]["priority"] == 2
+    edit = page.locator("#queue-edit-form")
+    edit.get_by_label("Queue").select_option("urgent")
+    edit.get_by_label("Priority").fill("9")
+    edit.get_by_label("Concurrency limit").fill("4")
+    edit.get_by_role("button", name="Save queue").click()
+    expect(page.locator("#flash")).to_have_text("Queue saved.")
+    expect(row).to_contain_text("9")
+    queues = {q["name"]: q for q in made(api.get(f"work_pools/{name}/queues"))}
+    assert queues["urgent"]["priority"] == 9 and queues["urgent"]["concurrency_limit"] == 4
     form.get_by_label("Name").fill("bad name!")
     form.get_by_role("button", name="Create queue").click()
     expect(form.locator('[data-error-for="name"]')).to_contain_text("letters, digits")

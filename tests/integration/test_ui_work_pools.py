@@ -13,6 +13,7 @@ from test_ui_deployments import XSS, control, counting_statements, html, label_f
 
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
 from skyrun.jobs.process_template import PROCESS_JOB_TEMPLATE
+from skyrun.server.ui import events
 
 
 async def make_pool(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
@@ -198,3 +199,39 @@ async def test_user_text_is_escaped(api: httpx.AsyncClient) -> None:
         assert "<script>window.__xss" not in page, url
         assert "<img src=x" not in page, url
         assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page or "\\u003c" in page, url
+
+
+async def test_the_live_probes_move_when_what_the_pages_show_changes(
+    api: httpx.AsyncClient,
+) -> None:
+    database = api._transport.app.state.database  # type: ignore[attr-defined]
+
+    async def probe(topic: str, argument: str = "") -> Any:
+        async with database.session() as session, session.begin():
+            return await events.PROBES[topic](session, argument)
+
+    await make_pool(api, "live")
+    pool_before, list_before = await probe("work-pool", "live"), await probe("work-pools")
+    assert await probe("work-pool", "live") == pool_before  # stable while nothing changes
+    await heartbeat(api, "live", "w")
+    assert await probe("work-pool", "live") != pool_before
+    assert await probe("work-pools") != list_before
+    queued = await probe("work-pool", "live")
+    ok(await api.patch("/api/work_pools/live/queues/default", json={"is_paused": True}))
+    assert await probe("work-pool", "live") != queued
+    assert await probe("work-pool", "no-such-pool") is not None  # answers, does not fail
+
+    deployment = ok(
+        await api.post(
+            "/api/deployments",
+            json={"flow_name": "f", "name": "d", "entrypoint": "f.py:f", "work_pool_name": "live"},
+        )
+    )
+    before, listed = await probe("deployment", deployment["id"]), await probe("deployments")
+    ok(await api.post(f"/api/deployments/{deployment['id']}/runs", json={}), 201)
+    assert await probe("deployment", deployment["id"]) != before
+    paused = await probe("deployment", deployment["id"])
+    ok(await api.patch(f"/api/deployments/{deployment['id']}", json={"paused": True}))
+    assert await probe("deployment", deployment["id"]) != paused
+    assert await probe("deployments") != listed
+    assert await probe("deployment", "not-a-uuid") is None

@@ -5,7 +5,7 @@
 (() => {
   // An <input data-limit>: empty means "no limit" (null), which the API takes as removing it.
   function limitOf(form) {
-    const input = form.querySelector("[data-limit]");
+    const input = form.querySelector("input[data-limit]");
     if (!input) return undefined;
     if (input.value === "") {
       if (input.validity && input.validity.badInput) throw new skyrunSchemaForm.FieldError(input.name, "not a number");
@@ -65,7 +65,7 @@
       const option = queue.selectedOptions[0];
       const form = queue.closest("form");
       form.querySelector("#edit-priority").value = option ? option.dataset.priority : "";
-      form.querySelector("#edit-concurrency").value = option ? option.dataset.limit : "";
+      form.querySelector("#edit-concurrency").value = option ? option.dataset.queueLimit : "";
     }
   });
 })();
