@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from test_ui_deployments import XSS, control, counting_statements, html, label_f
 from skyrun.integrations.gcp.job_template import CLOUD_RUN_JOB_TEMPLATE
 from skyrun.jobs.process_template import PROCESS_JOB_TEMPLATE
 from skyrun.server.ui import events
+from skyrun.settings import Settings
 
 
 async def make_pool(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
@@ -235,3 +239,21 @@ async def test_the_live_probes_move_when_what_the_pages_show_changes(
     assert await probe("deployment", deployment["id"]) != paused
     assert await probe("deployments") != listed
     assert await probe("deployment", "not-a-uuid") is None
+
+
+async def test_with_auth_on_the_pages_ask_for_a_login(
+    api_settings: Settings,
+    api_for: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    async with api_for(api_settings.model_copy(update={"server_auth_enabled": True})) as authed:
+        for url in (
+            "/deployments",
+            f"/deployments/{uuid.uuid4()}",
+            f"/deployments/{uuid.uuid4()}/run",
+            "/work-pools",
+            "/work-pools/new",
+            "/work-pools/p?tab=workers",
+        ):
+            response = await authed.get(url, headers={"Accept": "text/html"})
+            assert response.status_code == 303, url
+            assert response.headers["location"].startswith("/login?next="), url
