@@ -280,6 +280,14 @@ def _cloud_run_specs() -> list[Spec]:
             _faster_at_all,
         ),
         Spec(
+            "  Cloud Run jobs left behind by the batch (never deleted)",
+            "jobs",
+            (c, "jobs_left_behind"),
+            "info",
+            _info,
+            has_ratio=False,
+        ),
+        Spec(
             "  worker-side s per run beyond the container's own time, one run at a time",
             "s",
             (c, "solo", "overhead_s"),

@@ -109,6 +109,9 @@ def emulator(
             lifespan="on",
             # An operations.wait long-poll must not hold up stopping (and killing tasks).
             timeout_graceful_shutdown=3,
+            # Google's front ends keep an idle connection for minutes; uvicorn's 5 s
+            # default would reset clients that poll every 5 s (Prefect's worker) mid-request.
+            timeout_keep_alive=120,
         )
     )
     asyncio.run(_serve(server, host))

@@ -104,7 +104,7 @@ def start(
         help="uvicorn's log level.",
     ),
 ) -> None:
-    """Start the server: the REST API at /api (docs at /api/docs)."""
+    """Start the server: the web UI at /, the REST API at /api (docs at /api/docs)."""
     import uvicorn
 
     from skyrun.server.app import create_app
@@ -130,7 +130,7 @@ def start(
     check_database(settings)
     application = create_app(settings, run_services=services)
     url = f"http://{settings.server_host}:{settings.server_port}"
-    typer.echo(f"skyrun server on {url} (API {url}/api, docs {url}/api/docs)")
+    typer.echo(f"skyrun server on {url} (UI {url}/, API {url}/api, docs {url}/api/docs)")
     typer.echo(f"database: {settings.resolved_database_url.split('@')[-1]}")
     if settings.server_auth_enabled:
         typer.echo(

@@ -81,8 +81,18 @@ def csrf_ok(connection: HTTPConnection, method: str, session: Session) -> bool:
     """Whether a cookie-authenticated request may proceed: reads always, writes with the token."""
     if method in SAFE_METHODS:
         return True
-    sent = connection.headers.get(CSRF_HEADER, "")
-    return bool(sent) and hmac.compare_digest(sent, session.csrf)
+    return tokens_match(connection.headers.get(CSRF_HEADER, ""), session.csrf)
+
+
+def tokens_match(sent: str, expected: str) -> bool:
+    """Whether a sent CSRF token is the session's, in constant time.
+
+    Compared as bytes: `hmac.compare_digest` raises on a str that is not ASCII, and a
+    header or form field can hold anything.
+    """
+    return bool(sent) and hmac.compare_digest(
+        sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    )
 
 
 def set_cookie(response: Response, connection: HTTPConnection, value: str) -> None:

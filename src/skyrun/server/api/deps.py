@@ -107,3 +107,10 @@ async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """A session in one transaction: committed when the block ends, rolled back on error."""
     async with database(request).session() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only session in one transaction (UI pages): on SQLite it takes no write lock."""
+    async with database(request).read_session() as session, session.begin():
+        yield session

@@ -89,7 +89,8 @@ def _document(record: BlockRecord, data: dict[str, Any]) -> BlockDocument:
     )
 
 
-def _masked(record: BlockRecord) -> BlockDocument:
+def masked_document(record: BlockRecord) -> BlockDocument:
+    """The block as every read shows it: its secret fields masked."""
     return _document(record, mask_secrets(record.data, _secret_fields(record)))
 
 
@@ -136,7 +137,7 @@ async def create_block(
             await session.flush()
     except IntegrityError:
         raise Conflict(f"block {block_type}/{name} already exists") from None
-    return _masked(record)
+    return masked_document(record)
 
 
 async def read_block(
@@ -154,7 +155,7 @@ async def read_block(
     """
     record = await _find(session, block_type, name)
     if box is None:
-        return _masked(record)
+        return masked_document(record)
     return _document(record, _decrypt(record, box))
 
 
@@ -171,7 +172,7 @@ async def list_blocks(
         .offset(offset)
     )
     count = await session.scalar(sa.select(sa.func.count()).select_from(BlockRecord).where(*where))
-    return [_masked(record) for record in rows], int(count or 0)
+    return [masked_document(record) for record in rows], int(count or 0)
 
 
 async def update_block(
@@ -203,7 +204,7 @@ async def update_block(
     record.data = stored
     record.updated = utcnow()
     await session.flush()
-    return _masked(record)
+    return masked_document(record)
 
 
 async def delete_block(session: AsyncSession, block_type: str, name: str) -> None:

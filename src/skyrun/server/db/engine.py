@@ -66,6 +66,11 @@ class Database:
             expire_on_commit=False,
             sync_session_class=session_class(self.notifier, postgres=self.dialect == "postgresql"),
         )
+        # Sessions that only read (UI pages, live-event probes): on SQLite they begin a
+        # deferred transaction, so they never take the single writer's lock.
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(skyrun_read_only=True), expire_on_commit=False
+        )
         self._listener: WorkListener | None = None
 
     async def migrate(self) -> None:
@@ -93,6 +98,11 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
+
+    def read_session(self) -> AsyncSession:
+        """A session for reading only: on SQLite it waits for no writer and blocks none
+        (WAL readers see the last commit); on PostgreSQL it is an ordinary session."""
+        return self.read_sessionmaker()
 
     async def listening(self) -> bool:
         """Whether other processes' changes wake `notifier` (PostgreSQL, while connected).
@@ -178,5 +188,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: sa.Connection) -> None:
     # One writer at a time: taking the write lock at BEGIN makes a read-then-write
-    # (a claim, a state change) atomic across processes sharing the file.
+    # (a claim, a state change) atomic across processes sharing the file. A read-only
+    # session's deferred BEGIN takes no lock (a write in it would fail, not wait).
+    if conn.get_execution_options().get("skyrun_read_only"):
+        conn.exec_driver_sql("BEGIN")
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -87,7 +87,7 @@ async def events(request: Request, topic: str, cursor: str = "") -> Response:
         while time.monotonic() - started < STREAM_SECONDS:
             if await request.is_disconnected():
                 return
-            async with database.session() as session, session.begin():
+            async with database.read_session() as session, session.begin():
                 if watched is not None:
                     current = await watched(session, argument)
                     if last is not None and current != last:

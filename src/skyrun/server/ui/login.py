@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from skyrun.schemas.api_keys import ApiKeyScope
-from skyrun.server.sessions import clear_cookie, set_cookie
-from skyrun.server.ui.guard import safe_next
+from skyrun.server.sessions import clear_cookie, set_cookie, tokens_match
+from skyrun.server.ui.guard import LOGIN_MESSAGES, safe_next
 from skyrun.server.ui.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -29,12 +28,22 @@ async def _form(request: Request) -> dict[str, str]:
 async def login_page(request: Request, next: str = "/", error: str = "") -> Response:
     if getattr(request.app.state, "api_key_auth", None) is None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return page(request, "login.html", next_path=safe_next(next), error=error)
+    # `error` names one of our messages: a link cannot make the page say what it likes.
+    message = LOGIN_MESSAGES.get(error, "")
+    return page(request, "login.html", next_path=safe_next(next), error=message)
+
+
+def _cross_site(request: Request) -> bool:
+    """A form posted from another site (browsers say so in Sec-Fetch-Site; proxies keep it)."""
+    return request.headers.get("sec-fetch-site", "").lower() == "cross-site"
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     auth = getattr(request.app.state, "api_key_auth", None)
+    if _cross_site(request):
+        # Login CSRF: another site signing this browser in with a key of its choosing.
+        return Response("sign in from this server's own login page", 403)
     form = await _form(request)
     next_path = safe_next(form.get("next"))
     if auth is None or auth.sessions is None:
@@ -65,7 +74,7 @@ async def logout(request: Request) -> Response:
     session = auth.sessions.read(request)
     form = await _form(request)
     # The form sends the token as a field (a plain form cannot set a header).
-    if session is not None and not hmac.compare_digest(form.get("csrf_token", ""), session.csrf):
+    if session is not None and not tokens_match(form.get("csrf_token", ""), session.csrf):
         return Response("the logout form's CSRF token is missing or wrong; reload the page", 403)
     clear_cookie(response, request)
     return response

@@ -97,6 +97,9 @@ def environment() -> Environment:
     )
     env.filters.update(ago=ago, duration=duration, timestamp=timestamp, pretty_json=pretty_json)
     env.globals["isoformat"] = lambda when: when.isoformat() if when else ""
+    # The shared macros, for every template and every fragment rendered alone (a block
+    # rendered by render_block does not run its template's top-level imports).
+    env.globals["ui"] = env.get_template("macros.html").make_module({})
     return env
 
 

@@ -150,6 +150,8 @@ const skyrun = (() => {
         const url = new URL(window.location.href);
         url.searchParams.set("fragment", el.dataset.fragment);
         const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        // The session ended: go to the login page rather than show it inside a fragment.
+        if (response.redirected && new URL(response.url).pathname === "/login") { window.location.assign(response.url); return; }
         if (!response.ok) return;
         const html = await response.text();
         const focused = document.activeElement && el.contains(document.activeElement) ? document.activeElement.id : null;
@@ -168,6 +170,9 @@ const skyrun = (() => {
   function listen(topic, handlers = {}) {
     const source = new EventSource(`/ui/events?topic=${encodeURIComponent(topic)}${handlers.cursor ? `&cursor=${encodeURIComponent(handlers.cursor)}` : ""}`);
     source.addEventListener("change", () => { refresh(); document.dispatchEvent(new CustomEvent("skyrun:change")); });
+    // The stream compares against what it first sees, so a change made between the page's
+    // render and the stream's (re)connection would be missed: fetch the live parts then.
+    source.addEventListener("open", () => { if (document.querySelector("[data-fragment]")) refresh(); });
     for (const [event, fn] of Object.entries(handlers)) {
       if (event !== "cursor") source.addEventListener(event, (e) => fn(JSON.parse(e.data)));
     }
