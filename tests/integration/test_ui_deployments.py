@@ -175,6 +175,9 @@ async def test_the_detail_page_shows_what_the_deployment_is(api: httpx.AsyncClie
     assert "every 600s" in page
     assert "&#34;A&#34;: &#34;1&#34;" in page  # job variables as JSON text
     assert "<code>38.9</code>" in page
+    served = await make_deployment(api, name="no-schema", parameters={"when": "today"})
+    values = await html(api, f"/deployments/{served['id']}")
+    assert "&#34;when&#34;: &#34;today&#34;" in values  # values without a schema still shown
     assert f'data-live-topic="deployment:{deployment["id"]}"' in page
     # all required parameters have values: Quick Run runs at once
     assert f'data-action="/api/deployments/{deployment["id"]}/runs"' in page

@@ -93,9 +93,13 @@ async def _deployment_context(session: AsyncSession, deployment_id: uuid.UUID) -
     row = await deployments.read_deployment_row(session, deployment_id)
     deployment = await deployments.to_schema(session, row)
     schema = deployment.parameter_openapi_schema
+    fields = schema_fields(schema, deployment.parameters, prefix="parameters")
+    described = {f.name for f in fields}
     return {
         "deployment": deployment,
-        "fields": schema_fields(schema, deployment.parameters, prefix="parameters"),
+        "fields": fields,
+        # Values the schema does not describe (a flow taking **kwargs, or no schema at all).
+        "other_parameters": {k: v for k, v in deployment.parameters.items() if k not in described},
         "missing": missing_required(schema, deployment.parameters),
         "schedule_text": schedule_text,
     }
