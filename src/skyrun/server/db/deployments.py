@@ -295,7 +295,7 @@ def check_parameters(
 
     problems = parameter_problems(schema, parameters, need_all=need_all, who_needs=who_needs)
     if problems:
-        raise Invalid("invalid parameters: " + "; ".join(problems))
+        raise Invalid("invalid parameters: " + "; ".join(problems), loc=("body", "parameters"))
 
 
 async def check_job_variables(
@@ -315,7 +315,10 @@ async def check_job_variables(
 
     problems = job_variable_problems(pool.base_job_template, job_variables)
     if problems:
-        raise Invalid(f"invalid job variables for work pool {pool.name!r}: " + "; ".join(problems))
+        raise Invalid(
+            f"invalid job variables for work pool {pool.name!r}: " + "; ".join(problems),
+            loc=("body", "job_variables"),
+        )
 
 
 async def _pool_of_queue(session: AsyncSession, queue_id: uuid.UUID | None) -> WorkPool | None:
