@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from skyrun.server.api.deps import reading
 from skyrun.server.db import ui_artifacts
 from skyrun.server.db.ui_artifacts import ArtifactRow
 from skyrun.server.db.ui_keyset import Cursor, parse_cursor
@@ -101,7 +102,7 @@ async def artifacts_page(
 ) -> HTMLResponse:
     cursor, bad = _cursor(before)
     unkeyed_cursor, bad_unkeyed = _cursor(unkeyed_before)
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         latest, next_cursor = await ui_artifacts.latest_per_key(session, cursor, PAGE_SIZE)
         unkeyed, next_unkeyed = await ui_artifacts.unkeyed(
             session, unkeyed_cursor, UNKEYED_PAGE_SIZE
@@ -129,7 +130,7 @@ async def unkeyed_artifact_page(request: Request, artifact_id: str) -> HTMLRespo
         wanted = uuid.UUID(artifact_id)
     except ValueError:
         return _not_found(request, f"{artifact_id[:100]!r} is not an artifact id.")
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         artifact = await ui_artifacts.one(session, wanted)
     if artifact is None:
         return _not_found(request, f"There is no artifact {wanted}.")
@@ -160,7 +161,7 @@ async def artifact_page(
             wanted = uuid.UUID(version)
         except ValueError:
             notice = f"{version[:100]!r} is not a version id; showing the latest."
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         versions, next_cursor = await ui_artifacts.history(session, key, cursor, HISTORY_PAGE_SIZE)
         shown = versions[0] if versions and cursor is None else None
         if wanted is not None:

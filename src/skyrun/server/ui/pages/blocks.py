@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from skyrun.blocks.base import MASK, Block
 from skyrun.blocks.registry import UnknownBlockType, block_types, get_block_type
+from skyrun.server.api.deps import reading
 from skyrun.server.db import blocks, ui_blocks
 from skyrun.server.db.ui_keyset import parse_cursor
 from skyrun.server.errors import NotFound
@@ -139,7 +140,7 @@ async def blocks_page(
     chosen = block_type if block_type and _type_or_none(block_type) is not None else None
     if block_type and chosen is None:
         notice = f"There is no block type {block_type!r}; showing every block."
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         documents, next_cursor = await ui_blocks.block_page(session, chosen, cursor, PAGE_SIZE)
     types = block_types()
     return page(
@@ -181,7 +182,7 @@ async def new_block_page(request: Request, slug: str = Query("", alias="type")) 
 async def block_page(request: Request, block_type: str, name: str) -> HTMLResponse:
     block = _type_or_none(block_type)
     try:
-        async with request.app.state.database.session() as session, session.begin():
+        async with reading(request) as session:
             document = await blocks.read_block(session, block_type, name)
     except NotFound:
         return _not_found(request, f"There is no block {block_type}/{name}.")

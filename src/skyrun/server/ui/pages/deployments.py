@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from skyrun.server.api.deps import reading
 from skyrun.server.db import deployments, ui_work
 from skyrun.server.errors import NotFound
 from skyrun.server.ui.events import probe
@@ -75,7 +76,7 @@ async def deployments_list(request: Request, before: str | None = None) -> Respo
     except ValueError:
         cursor = None
         notice = "That page link is not valid any more; showing the newest deployments."
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         rows, next_cursor = await ui_work.deployments_page(session, cursor, PAGE_SIZE)
     next_text = encode_cursor(next_cursor)
     return page(
@@ -108,7 +109,7 @@ async def _deployment_context(session: AsyncSession, deployment_id: uuid.UUID) -
 @router.get("/deployments/{deployment_id}")
 async def deployment_detail(request: Request, deployment_id: str) -> Response:
     ident = _deployment_id(deployment_id)
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         context = await _deployment_context(session, ident)
         upcoming, recent = await ui_work.deployment_runs(session, ident)
     return page(request, "deployments/detail.html", upcoming=upcoming, recent=recent, **context)
@@ -117,7 +118,7 @@ async def deployment_detail(request: Request, deployment_id: str) -> Response:
 @router.get("/deployments/{deployment_id}/run")
 async def deployment_custom_run(request: Request, deployment_id: str) -> Response:
     ident = _deployment_id(deployment_id)
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         context = await _deployment_context(session, ident)
     return page(request, "deployments/run.html", **context)
 

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from skyrun.server.api.deps import reading
 from skyrun.server.db import ui_blocks, variables
 from skyrun.server.db.ui_keyset import parse_cursor
 from skyrun.server.errors import NotFound
@@ -47,7 +48,7 @@ async def variables_page(
     except ValueError:
         cursor, notice = None, "That page link is not valid any more; showing the newest variables."
     editing = None
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         items, next_cursor = await ui_blocks.variable_page(session, cursor, PAGE_SIZE)
         if edit:
             try:

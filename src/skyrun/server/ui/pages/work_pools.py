@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.jobs.types import default_job_template, known_types
+from skyrun.server.api.deps import reading
 from skyrun.server.db import ui_work, work_pools
 from skyrun.server.ui.events import probe
 from skyrun.server.ui.guard import require_viewer
@@ -33,7 +34,7 @@ TABS = (
 
 @router.get("/work-pools")
 async def work_pools_list(request: Request) -> Response:
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         pools = await ui_work.pools_overview(session)
     return page(request, "work_pools/list.html", pools=pools)
 
@@ -54,7 +55,7 @@ async def work_pool_new(request: Request, type: str = "") -> Response:
 async def work_pool_detail(request: Request, name: str, tab: str = "overview") -> Response:
     if tab not in dict(TABS):
         tab = "overview"
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         row = await work_pools.read_work_pool_row(session, name)
         pool = await work_pools.pool_schema(session, row)
         queues = await work_pools.list_work_queues(session, name)
