@@ -20,7 +20,6 @@ from processes import SKYRUN, ServerProcess, clean_env, stop, wait_for
 
 SERVER_ENV = {
     "SKYRUN_WORKER_HEARTBEAT_INTERVAL": "1",
-    "SKYRUN_CLAIM_LEASE_SECONDS": "5",
     "SKYRUN_HOUSEKEEPING_INTERVAL": "1",
     "SKYRUN_SCHEDULER_INTERVAL": "60",
 }
@@ -370,7 +369,12 @@ def test_retry_runs_a_failed_deployment_run_again_on_a_worker(
     expect(page.locator("#run-state .badge")).to_have_text("Failed")
     page.locator("#retry-run").click()
     # The worker picks the run up again; the page follows it to COMPLETED without a reload.
-    expect(page.locator("#run-state .badge")).to_have_text("Completed", timeout=60_000)
+    try:
+        expect(page.locator("#run-state .badge")).to_have_text("Completed", timeout=60_000)
+    except AssertionError:
+        states = ok(api.get(f"flow_runs/{run['id']}/states"))
+        log_text = (server.home / "worker.log").read_text(errors="replace")
+        raise AssertionError(f"states: {states}\nworker log:\n{log_text[-4000:]}") from None
     finished = ok(api.get(f"flow_runs/{run['id']}"))
     assert finished["run_count"] == 2
     states = [s["type"] for s in ok(api.get(f"flow_runs/{run['id']}/states"))]

@@ -72,12 +72,34 @@ class RunRow:
     work_pool_name: str | None
     state_type: str | None
     state_name: str | None
+    state_timestamp: datetime | None
     tags: list[str]
     expected_start_time: datetime | None
     start_time: datetime | None
     end_time: datetime | None
     total_run_time: float
     created: datetime
+
+    def run_seconds(self, now: datetime) -> float | None:
+        """Time spent running so far (the current stretch included), None if never started."""
+        return run_seconds(self, now)
+
+
+def run_seconds(run: Any, now: datetime) -> float | None:
+    """A run's time in RUNNING: what it has recorded, plus the stretch it is in now.
+
+    `total_run_time` only grows when a run leaves RUNNING, so a running run would
+    show 0s; `run` is a list row or a FlowRun schema (with `state`).
+    """
+    if run.start_time is None:
+        return None
+    state = getattr(run, "state", None)
+    state_type = state.type.value if state is not None else getattr(run, "state_type", None)
+    since = state.timestamp if state is not None else getattr(run, "state_timestamp", None)
+    total = float(run.total_run_time or 0.0)
+    if state_type == "RUNNING" and since is not None:
+        total += max((now - since).total_seconds(), 0.0)
+    return total
 
 
 @dataclass
@@ -122,6 +144,7 @@ _ROW_COLUMNS = (
     WorkPool.name.label("work_pool_name"),
     FlowRun.state_type,
     FlowRun.state_name,
+    FlowRun.state_timestamp,
     FlowRun.tags,
     FlowRun.expected_start_time,
     FlowRun.start_time,

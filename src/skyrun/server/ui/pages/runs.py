@@ -142,6 +142,7 @@ async def runs_list(request: Request) -> Response:
         next_url=next_url,
         first_url=first_url,
         values={k: request.query_params.get(k, "") for k in _TEXT_FIELDS},
+        now=utcnow(),
     )
 
 
@@ -233,7 +234,8 @@ SECTIONS = ("header", "overview", "tasks", "subflows", "artifacts", "logs")
 async def _run_context(session: AsyncSession, run_id: uuid.UUID, parts: set[str]) -> dict[str, Any]:
     """What the run page's parts need; a fragment refresh loads only its own part."""
     run = await flow_runs.read_flow_run(session, run_id)
-    context: dict[str, Any] = {"run": run, "now": utcnow()}
+    now = utcnow()
+    context: dict[str, Any] = {"run": run, "now": now, "run_seconds": ui_runs.run_seconds(run, now)}
     state_type = run.state.type.value if run.state else None
     context["can_cancel"] = state_type is not None and state_type not in TERMINAL
     context["can_retry"] = state_type in RETRYABLE and run.deployment_id is not None
