@@ -30,12 +30,13 @@ from skyrun.server.db.models import (
 )
 
 PAGE_SIZE = 50
-# The timeline draws at most this many task runs (the counts cover them all).
-MAX_TIMELINE_TASKS = 5000
+# The timeline draws this many task runs a page (the counts and its scale cover them all).
+TIMELINE_PAGE = 1000
+MAX_TIMELINE_OFFSET = 10_000_000
 MAX_SUBFLOWS = 200
 MAX_ARTIFACTS = 100
 # The logs tab opens on the newest lines; the download has every one.
-LOG_TAIL = 1000
+LOG_TAIL = 500
 FEED_BATCH = 500
 
 
@@ -235,13 +236,24 @@ class TaskBar:
 
 @dataclass
 class Timeline:
+    """One page of a run's task runs, their counts by state, and the span of them all."""
+
     bars: list[TaskBar]
+    offset: int
     total: int
     counts: dict[str, int] = field(default_factory=dict)
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+    running_since: datetime | None = None
 
 
-async def task_timeline(session: AsyncSession, run_id: uuid.UUID) -> Timeline:
-    """The run's task runs in start order (at most MAX_TIMELINE_TASKS) and counts by state."""
+async def task_timeline(
+    session: AsyncSession, run_id: uuid.UUID, offset: int = 0, limit: int = TIMELINE_PAGE
+) -> Timeline:
+    """The run's task runs in start order, `limit` from `offset`, and counts by state.
+
+    Three queries whatever the number of task runs: the page, the counts, the span.
+    """
     rows = await session.execute(
         sa.select(
             TaskRun.id,
@@ -254,7 +266,8 @@ async def task_timeline(session: AsyncSession, run_id: uuid.UUID) -> Timeline:
         )
         .where(TaskRun.flow_run_id == run_id)
         .order_by(sa.func.coalesce(TaskRun.start_time, TaskRun.created), TaskRun.id)
-        .limit(MAX_TIMELINE_TASKS)
+        .offset(offset)
+        .limit(limit)
     )
     bars = [TaskBar(*row) for row in rows.all()]
     counted = await session.execute(
@@ -263,7 +276,17 @@ async def task_timeline(session: AsyncSession, run_id: uuid.UUID) -> Timeline:
         .group_by(TaskRun.state_type)
     )
     counts = {state or "UNKNOWN": int(n) for state, n in counted.all()}
-    return Timeline(bars, sum(counts.values()), counts)
+    # The scale of every page: the first start, the last end, and whether any has no end.
+    span = (
+        await session.execute(
+            sa.select(
+                sa.func.min(TaskRun.start_time),
+                sa.func.max(TaskRun.end_time),
+                sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
+            ).where(TaskRun.flow_run_id == run_id)
+        )
+    ).one()
+    return Timeline(bars, offset, sum(counts.values()), counts, *span)
 
 
 async def subflow_runs(session: AsyncSession, run_id: uuid.UUID) -> list[RunRow]:

@@ -63,22 +63,23 @@ def _time(request: Request, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
+        return _utc(datetime.fromisoformat(value))
+    except (ValueError, OverflowError):
         raise BadQuery(
             f"{name}={value!r} is not a date and time; use e.g. 2026-12-02T09:30 (UTC)"
         ) from None
+
+
+def _utc(when: datetime) -> datetime:
+    """`when` in UTC (taken as UTC without a zone); OverflowError at the ends of time."""
     return when.replace(tzinfo=UTC) if when.utcoffset() is None else when.astimezone(UTC)
 
 
 def parse_cursor(value: str) -> ui_runs.Cursor:
     created, _, run_id = value.partition(",")
     try:
-        when = datetime.fromisoformat(created)
-        return ui_runs.Cursor(
-            when.replace(tzinfo=UTC) if when.utcoffset() is None else when, uuid.UUID(run_id)
-        )
-    except ValueError:
+        return ui_runs.Cursor(_utc(datetime.fromisoformat(created)), uuid.UUID(run_id))
+    except (ValueError, OverflowError):
         raise BadQuery(
             f"before={value!r} is not a page cursor (it is made by the Next page link); "
             "start again from the first page"
@@ -173,28 +174,29 @@ class Gantt:
     end: datetime | None
 
 
-def build_gantt(bars: list[ui_runs.TaskBar], now: datetime) -> Gantt:
-    starts = [b.start_time for b in bars if b.start_time]
-    if not starts:
-        return Gantt([{"bar": b, "left": 0.0, "width": 0.0} for b in bars], None, None)
-    start = min(starts)
-    end = max([b.end_time or now for b in bars if b.start_time] + [start])
+def build_gantt(timeline: ui_runs.Timeline, now: datetime) -> Gantt:
+    """Bars in percent of the span of all the run's task runs (the same scale on every page)."""
+    start = timeline.first_start
+    if start is None:
+        return Gantt([{"bar": b, "left": 0.0, "width": 0.0} for b in timeline.bars], None, None)
+    end = max(timeline.last_end or start, start)
+    if timeline.running_since is not None:
+        end = max(end, now)
     span = max((end - start).total_seconds(), 0.001)
     rows = []
-    for bar in bars:
+    for bar in timeline.bars:
         if bar.start_time is None:
             rows.append({"bar": bar, "left": 0.0, "width": 0.0, "seconds": None})
             continue
-        finish = bar.end_time or now
-        left = (bar.start_time - start).total_seconds() / span * 100
+        finish = min(bar.end_time or now, end)
+        left = min(max((bar.start_time - start).total_seconds() / span * 100, 0.0), 99.75)
         width = max((finish - bar.start_time).total_seconds() / span * 100, 0.25)
-        seconds = (finish - bar.start_time).total_seconds()
         rows.append(
             {
                 "bar": bar,
-                "left": round(min(left, 99.75), 3),
+                "left": round(left, 3),
                 "width": round(min(width, 100 - left), 3),
-                "seconds": seconds,
+                "seconds": max((finish - bar.start_time).total_seconds(), 0.0),
             }
         )
     return Gantt(rows, start, end)
@@ -231,7 +233,38 @@ def artifact_view(artifact: Any) -> dict[str, Any]:
 SECTIONS = ("header", "overview", "tasks", "subflows", "artifacts", "logs")
 
 
-async def _run_context(session: AsyncSession, run_id: uuid.UUID, parts: set[str]) -> dict[str, Any]:
+def parse_task_offset(request: Request) -> int:
+    value = request.query_params.get("task_offset", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > ui_runs.MAX_TIMELINE_OFFSET:
+        raise BadQuery(
+            f"task_offset={value!r} is not a task-run position (a whole number from 0 to "
+            f"{ui_runs.MAX_TIMELINE_OFFSET})"
+        )
+    return int(value)
+
+
+def _task_pages(timeline: ui_runs.Timeline) -> dict[str, Any]:
+    """Links to the timeline's previous and next pages (the tab kept in the hash)."""
+    size = ui_runs.TIMELINE_PAGE
+    shown_to = timeline.offset + len(timeline.bars)
+    pages: dict[str, Any] = {
+        "first": timeline.offset + 1,
+        "last": shown_to,
+        "prev": None,
+        "next": None,
+    }
+    if timeline.offset > 0:
+        pages["prev"] = f"?task_offset={max(timeline.offset - size, 0)}#tasks"
+    if shown_to < timeline.total:
+        pages["next"] = f"?task_offset={shown_to}#tasks"
+    return pages
+
+
+async def _run_context(
+    session: AsyncSession, run_id: uuid.UUID, parts: set[str], task_offset: int = 0
+) -> dict[str, Any]:
     """What the run page's parts need; a fragment refresh loads only its own part."""
     run = await flow_runs.read_flow_run(session, run_id)
     now = utcnow()
@@ -242,9 +275,10 @@ async def _run_context(session: AsyncSession, run_id: uuid.UUID, parts: set[str]
     if "overview" in parts:
         context["states"] = await flow_runs.read_flow_run_states(session, run_id)
     if "tasks" in parts:
-        timeline = await ui_runs.task_timeline(session, run_id)
+        timeline = await ui_runs.task_timeline(session, run_id, task_offset)
         context["timeline"] = timeline
-        context["gantt"] = build_gantt(timeline.bars, context["now"])
+        context["gantt"] = build_gantt(timeline, now)
+        context["task_pages"] = _task_pages(timeline)
         order = [*STATE_TYPES, "UNKNOWN"]
         context["task_counts"] = [(s, timeline.counts[s]) for s in order if s in timeline.counts]
     if "subflows" in parts:
@@ -265,13 +299,14 @@ async def _run_context(session: AsyncSession, run_id: uuid.UUID, parts: set[str]
 async def run_detail(request: Request, run_id: str) -> Response:
     try:
         parsed = parse_run_id(run_id)
+        task_offset = parse_task_offset(request)
     except BadQuery as exc:
         return bad_request(request, str(exc))
     fragment = request.query_params.get("fragment")
     parts = {fragment} if fragment in SECTIONS else set(SECTIONS)
     try:
         async with request.app.state.database.session() as session, session.begin():
-            context = await _run_context(session, parsed, parts)
+            context = await _run_context(session, parsed, parts, task_offset)
     except NotFound:
         return bad_request(request, f"There is no flow run {parsed}.", 404)
     return page(request, "runs/detail.html", levels=LEVELS, level_name=level_name, **context)
