@@ -10,6 +10,7 @@ from typing import Any
 from skyrun.schemas.core import FlowRun
 from skyrun.schemas.states import State, StateType
 from skyrun.workers.runs import is_later_attempt
+from skyrun.workers.slots import RunTracker
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 RUN_ID = uuid.uuid4()
@@ -49,3 +50,16 @@ def test_a_new_claim_or_a_new_start_is_a_later_attempt() -> None:
     assert is_later_attempt(claimed, run(StateType.PENDING, 1))
     assert is_later_attempt(claimed, run(StateType.RUNNING, 2))
     assert is_later_attempt(run(StateType.PENDING, 1), run(StateType.COMPLETED, 3))
+
+
+def test_the_first_attempts_thread_does_not_drop_the_retried_attempt() -> None:
+    tracker = RunTracker()
+    first = tracker.add(RUN_ID)
+    tracker.started(RUN_ID, "pid:1")
+    # Retried and claimed again by this worker before the first thread ended.
+    tracker.add(RUN_ID)
+    tracker.started(RUN_ID, "pid:2")
+    tracker.remove(RUN_ID, first)
+    assert RUN_ID in tracker and tracker.infrastructure_ids() == {RUN_ID: "pid:2"}
+    tracker.remove(RUN_ID)
+    assert RUN_ID not in tracker
