@@ -1,4 +1,4 @@
-// Flow-run pages: bulk cancel on the list (selection kept across live refreshes), and on a
+// Dashboard and flow-run pages: live parts that catch up when their stream (re)opens, bulk cancel on the list (selection kept across live refreshes), and on a
 // run's page the tabs (kept in the URL hash), Retry, and the live log with its filters.
 // Log lines are built with textContent only: a line's text is never parsed as HTML.
 "use strict";
@@ -145,7 +145,20 @@
     box.scrollTop = box.scrollHeight;
   }
 
+  // -- live updates ------------------------------------------------------------------
+  // The stream compares what changed with the first fingerprint it takes, so a change
+  // between the page's render (or the end of the previous stream) and that first look
+  // would never show: each time the stream (re)opens, re-fetch the live parts once the
+  // stream has surely taken that first look (it polls every 0.3 s).
+  function initLive(marker) {
+    const source = skyrun.listen(marker.dataset.topic);
+    source.addEventListener("open", () => { window.setTimeout(() => skyrun.refresh(), CATCH_UP_MS); });
+  }
+  const CATCH_UP_MS = 1000;
+
   document.addEventListener("DOMContentLoaded", () => {
+    const live = document.getElementById("live-topic");
+    if (live) initLive(live);
     const table = document.getElementById("runs-table");
     if (table) initList(table);
     const tablist = document.getElementById("run-tabs");
