@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from processes import TEST_ENCRYPTION_KEY
 from skyrun.server.app import create_app
 from skyrun.server.ui.pages import runs as runs_page
 from skyrun.settings import Settings
@@ -510,3 +511,33 @@ async def test_odd_list_queries_never_500(client: httpx.AsyncClient, query: str)
     await run(client, etl, name="r", tags=["t"])
     response = await client.get(f"/runs?{query}", headers=HTML)
     assert response.status_code in (200, 400), response.text[:1000]
+
+
+async def test_with_auth_the_pages_need_a_session_and_cancel_needs_its_csrf_token(
+    client: httpx.AsyncClient, api_settings: Settings, api_for: Any
+) -> None:
+    etl = await flow(client, "etl")
+    target = await run(client, etl, name="guarded")
+    await set_state(client, target["id"], "RUNNING")
+    key = ok(await client.post("/api/api_keys", json={"name": "operator"}), 201)["key"]
+    # Sessions are encrypted; on PostgreSQL the key must be given (as for block secrets).
+    auth_settings = api_settings.model_copy(
+        update={"server_auth_enabled": True, "encryption_key": TEST_ENCRYPTION_KEY}
+    )
+    async with api_for(auth_settings) as authed:
+        for url in ("/", "/runs", f"/runs/{target['id']}", f"/runs/{target['id']}/logs.txt"):
+            refused = await authed.get(url, headers=HTML)
+            assert refused.status_code == 303, url
+            assert refused.headers["location"].startswith("/login?next=")
+        login = await authed.post("/login", data={"api_key": key, "next": "/runs"})
+        assert login.status_code == 303, login.text
+        assert login.headers["location"] == "/runs"
+        page_html = ok(await authed.get(f"/runs/{target['id']}", headers=HTML))
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page_html)
+        assert match is not None
+        assert (await authed.get(f"/runs/{target['id']}/logs.txt")).status_code == 200
+        body = {"state": {"type": "CANCELLING"}}
+        url = f"/api/flow_runs/{target['id']}/set_state"
+        assert (await authed.post(url, json=body)).status_code == 403
+        answer = ok(await authed.post(url, json=body, headers={"X-CSRF-Token": match.group(1)}))
+        assert answer["decision"] == "ACCEPT" and answer["state"]["type"] == "CANCELLING"
