@@ -166,6 +166,15 @@ def test_cancel_from_the_run_page_and_live_logs(page: Any, api: httpx.Client, ba
     ok(api.post("logs", json=[log(run["id"], 20, "starting up")]), 201)
     page.goto(f"{base}/runs/{run['id']}")
     screenshot(page, "run-overview")
+    # The tabs answer the arrow keys.
+    page.get_by_role("tab", name="Overview").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Task runs")).to_be_focused()
+    expect(page.get_by_role("tab", name="Task runs")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-tasks")).to_be_visible()
+    expect(page.locator("#panel-overview")).to_be_hidden()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Artifacts")).to_have_attribute("aria-selected", "true")
     page.get_by_role("tab", name="Logs").click()
     expect(page).to_have_url(f"{base}/runs/{run['id']}#logs")
     lines = page.locator("#log-lines .log-line")
@@ -325,6 +334,8 @@ def test_xss_payloads_stay_text(page: Any, api: httpx.Client, base: str) -> None
         expect(page.locator("main")).to_contain_text(f"xss{XSS_IMG}")
         assert page.evaluate("window.__xss") is None, url
     assert page.locator("img").count() == 0
+    # Nothing was even attempted: a script the CSP blocked would be a console error.
+    assert page.console_errors == []
 
 
 @pytest.fixture(scope="module")
