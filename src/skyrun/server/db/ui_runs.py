@@ -311,12 +311,30 @@ async def run_artifacts(session: AsyncSession, run_id: uuid.UUID) -> list[Artifa
     return list(rows)
 
 
-async def log_tail(session: AsyncSession, run_id: uuid.UUID, limit: int = LOG_TAIL) -> list[Log]:
-    """The run's newest `limit` log lines, oldest first."""
-    rows = await session.scalars(
-        sa.select(Log).where(Log.flow_run_id == run_id).order_by(Log.id.desc()).limit(limit)
+@dataclass
+class LogLine:
+    id: int
+    level: int
+    name: str
+    message: str
+    timestamp: datetime
+
+
+async def log_tail(
+    session: AsyncSession, run_id: uuid.UUID, limit: int = LOG_TAIL
+) -> list[LogLine]:
+    """The run's newest `limit` log lines, oldest first.
+
+    Newest by timestamp, which the (flow_run_id, timestamp) index serves without
+    sorting a long run's lines; the page's feed then resumes after the largest id.
+    """
+    rows = await session.execute(
+        sa.select(Log.id, Log.level, Log.name, Log.message, Log.timestamp)
+        .where(Log.flow_run_id == run_id)
+        .order_by(Log.timestamp.desc(), Log.id.desc())
+        .limit(limit)
     )
-    return list(reversed(list(rows)))
+    return [LogLine(*row) for row in reversed(rows.all())]
 
 
 async def logs_after(

@@ -290,7 +290,7 @@ async def _run_context(
     if "logs" in parts:
         lines = await ui_runs.log_tail(session, run_id)
         context["log_lines"] = lines
-        context["log_cursor"] = lines[-1].id if lines else 0
+        context["log_cursor"] = max((line.id for line in lines), default=0)
         context["log_tail_limit"] = ui_runs.LOG_TAIL
     return context
 
