@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
-from conftest import WAIT_MS, screenshot
+from conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _in_ci, screenshot
 from processes import SKYRUN, ServerProcess, clean_env, stop, wait_for
 
 SERVER_ENV = {
@@ -41,6 +41,22 @@ def flaky(marker: str):
         raise RuntimeError("first attempt fails")
     return "second attempt works"
 """
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium for this module only (overriding the session's): sync Playwright runs an
+    event loop in this thread while it is open, and the async tests that pytest-xdist
+    gives this worker after this module could not start theirs."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="module")

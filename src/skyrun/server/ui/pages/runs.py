@@ -353,7 +353,9 @@ async def run_probe(session: AsyncSession, argument: str) -> object:
     return await ui_runs.run_fingerprint(session, run_id)
 
 
-@feed("logs")
+# The run page's one stream carries both (a browser allows few connections per site):
+# `change` when the run's fingerprint moves, and its new log lines.
+@feed("run")
 async def logs_feed(
     session: AsyncSession, argument: str, cursor: Any
 ) -> tuple[list[tuple[str, Any]], Any]:

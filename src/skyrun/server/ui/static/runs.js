@@ -140,9 +140,9 @@
       if (stick) box.scrollTop = box.scrollHeight;
       applyFilters();
     }
-    skyrun.listen(`logs:${box.dataset.runId}`, { cursor: box.dataset.cursor || "0", lines: append });
     applyFilters();
     box.scrollTop = box.scrollHeight;
+    return { cursor: box.dataset.cursor || "0", lines: append };
   }
 
   // -- live updates ------------------------------------------------------------------
@@ -150,20 +150,21 @@
   // between the page's render (or the end of the previous stream) and that first look
   // would never show: each time the stream (re)opens, re-fetch the live parts once the
   // stream has surely taken that first look (it polls every 0.3 s).
-  function initLive(marker) {
-    const source = skyrun.listen(marker.dataset.topic);
+  // A run page's stream also brings its new log lines (one connection per page).
+  function initLive(marker, handlers) {
+    const source = skyrun.listen(marker.dataset.topic, handlers);
     source.addEventListener("open", () => { window.setTimeout(() => skyrun.refresh(), CATCH_UP_MS); });
   }
   const CATCH_UP_MS = 1000;
 
   document.addEventListener("DOMContentLoaded", () => {
-    const live = document.getElementById("live-topic");
-    if (live) initLive(live);
     const table = document.getElementById("runs-table");
     if (table) initList(table);
     const tablist = document.getElementById("run-tabs");
     if (tablist) initTabs(tablist);
     const logs = document.getElementById("log-lines");
-    if (logs) initLogs(logs);
+    const handlers = logs ? initLogs(logs) : {};
+    const live = document.getElementById("live-topic");
+    if (live) initLive(live, handlers);
   });
 })();
