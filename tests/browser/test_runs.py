@@ -217,7 +217,10 @@ def test_cancel_from_the_run_page_and_live_logs(page: Any, api: httpx.Client, ba
 
     # The run changes state: the header follows, the Logs tab stays selected.
     page.locator("#cancel-run").click()
+    expect(page.locator("#flash")).to_have_text("Cancelling the run.")
     expect(page.locator("#run-state .badge")).to_have_text("Cancelling", timeout=WAIT_MS)
+    # Being cancelled, it offers no second cancel.
+    expect(page.locator("#cancel-run")).to_have_count(0)
     assert state_of(api, run["id"]) == "CANCELLING"
     move(api, run["id"], "CANCELLED", message="stopped by the worker")
     expect(page.locator("#run-state")).to_contain_text("stopped by the worker", timeout=WAIT_MS)

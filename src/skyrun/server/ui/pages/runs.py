@@ -32,8 +32,8 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(require_viewer
 STATE_TYPES = [t.value for t in StateType]
 MAX_TEXT_FILTER = 200
 LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+CANNOT_CANCEL = {t.value for t in TERMINAL_TYPES} | {StateType.CANCELLING.value}
 RETRYABLE = {StateType.FAILED.value, StateType.CRASHED.value, StateType.CANCELLED.value}
-TERMINAL = {t.value for t in TERMINAL_TYPES}
 # Log ids are 64-bit: a larger cursor from a client must not reach the database.
 MAX_LOG_ID = 2**63 - 1
 
@@ -139,7 +139,7 @@ async def runs_list(request: Request) -> Response:
         runs=result.rows,
         filter=run_filter,
         state_types=STATE_TYPES,
-        terminal=TERMINAL,
+        cannot_cancel=CANNOT_CANCEL,
         next_url=next_url,
         first_url=first_url,
         values={k: request.query_params.get(k, "") for k in _TEXT_FIELDS},
@@ -270,7 +270,7 @@ async def _run_context(
     now = utcnow()
     context: dict[str, Any] = {"run": run, "now": now, "run_seconds": ui_runs.run_seconds(run, now)}
     state_type = run.state.type.value if run.state else None
-    context["can_cancel"] = state_type is not None and state_type not in TERMINAL
+    context["can_cancel"] = state_type is not None and state_type not in CANNOT_CANCEL
     context["can_retry"] = state_type in RETRYABLE and run.deployment_id is not None
     if "overview" in parts:
         context["states"] = await flow_runs.read_flow_run_states(session, run_id)

@@ -78,7 +78,23 @@
     if (wanted && tabs.includes(wanted)) select(wanted, false);
   }
 
-  // -- one run: retry ------------------------------------------------------------------
+  // -- one run: cancel and retry -------------------------------------------------------
+  // The server may decline (the run finished meanwhile): its answer is what the page says.
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-cancel]");
+    if (!button || !window.confirm("Cancel this flow run?")) return;
+    button.disabled = true;
+    try {
+      const answer = await setState(button.dataset.cancel, { type: "CANCELLING", message: "Cancelled from the UI" });
+      if (answer.decision !== "ACCEPT") throw new Error(answer.reason || answer.decision);
+      skyrun.flash(answer.state.type === "CANCELLED" ? "Cancelled." : "Cancelling the run.", "ok");
+      skyrun.refresh();
+    } catch (error) {
+      skyrun.flash(`Could not cancel: ${error.message}`, "error");
+      button.disabled = false;
+    }
+  });
+
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-retry]");
     if (!button) return;
