@@ -111,6 +111,10 @@ def parse_filter(request: Request) -> ui_runs.RunFilter:
     )
 
 
+# The list's text and time filters, echoed back into the form.
+_TEXT_FIELDS = ("flow", "deployment", "pool", "tag", "start_after", "start_before")
+
+
 def _filter_query(request: Request) -> list[tuple[str, str]]:
     """The list's query without its cursor and fragment (for the pager's links)."""
     return [
@@ -145,9 +149,6 @@ async def runs_list(request: Request) -> Response:
         values={k: request.query_params.get(k, "") for k in _TEXT_FIELDS},
         now=utcnow(),
     )
-
-
-_TEXT_FIELDS = ("flow", "deployment", "pool", "tag", "start_after", "start_before")
 
 
 @probe("runs")
