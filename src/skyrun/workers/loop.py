@@ -34,7 +34,7 @@ from skyrun.settings import Settings
 from skyrun.workers.base import BaseWorker
 from skyrun.workers.health import HealthServer, PollHealth, default_threshold
 from skyrun.workers.runs import KILL_GRACE_SECONDS, RunLauncher
-from skyrun.workers.slots import RunTracker, Slots
+from skyrun.workers.slots import LaunchedRun, RunTracker, Slots
 
 logger = logging.getLogger("skyrun.worker")
 
@@ -281,16 +281,16 @@ class WorkerLoop:
         flow_run = FlowRun.model_validate(claimed.flow_run)
         self.slots.take()
         try:
-            self.tracker.add(flow_run.id)
+            entry = self.tracker.add(flow_run.id)
             self._start_daemon(
-                lambda: self._run_thread(claimed, flow_run), f"skyrun-run-{flow_run.id}"
+                lambda: self._run_thread(claimed, flow_run, entry), f"skyrun-run-{flow_run.id}"
             )
         except BaseException:
             self.tracker.remove(flow_run.id)
             self.slots.release()
             raise
 
-    def _run_thread(self, claimed: ClaimedRun, flow_run: FlowRun) -> None:
+    def _run_thread(self, claimed: ClaimedRun, flow_run: FlowRun, entry: LaunchedRun) -> None:
         try:
             self.launcher.handle(claimed, flow_run)
         except Exception:
@@ -299,7 +299,7 @@ class WorkerLoop:
                 flow_run.id, StateType.CRASHED, "the worker failed while handling it"
             )
         finally:
-            self.tracker.remove(flow_run.id)
+            self.tracker.remove(flow_run.id, entry)
             self.slots.release()
 
     # -- background duties -----------------------------------------------------

@@ -64,6 +64,21 @@ def job_environment(
     return env
 
 
+def is_later_attempt(launched: FlowRun, current: FlowRun) -> bool:
+    """Whether `current` is a later attempt of the run than the one claimed as `launched`.
+
+    A finished run retried (forced back to SCHEDULED) can be claimed again, even by
+    the same worker, before the first attempt's infrastructure is seen to exit; that
+    exit must not crash the new attempt. A new claim is a new PENDING state; a new
+    attempt that started counts one more RUNNING than this attempt could.
+    """
+    if launched.state is None or current.state is None:
+        return False
+    if current.state.type == StateType.PENDING and current.state.id != launched.state.id:
+        return True
+    return current.run_count > launched.run_count + 1
+
+
 class RunLauncher:
     """Takes claimed runs through render -> submit -> watch -> report."""
 
@@ -116,7 +131,7 @@ class RunLauncher:
         self._record_infrastructure(flow_run.id, infrastructure_id)
         result = self.worker.watch(infrastructure_id)
         logger.info("Flow run %s: infrastructure exited with %s", flow_run.id, result.describe())
-        self.report_exit(flow_run.id, result, claimed.worker_id)
+        self.report_exit(flow_run.id, result, claimed.worker_id, launched=flow_run)
 
     def render(self, claimed: ClaimedRun, flow_run: FlowRun) -> dict[str, Any]:
         deployment = Deployment.model_validate(claimed.deployment) if claimed.deployment else None
@@ -157,9 +172,18 @@ class RunLauncher:
             logger.warning("Flow run %s: could not record its infrastructure: %s", flow_run_id, exc)
 
     def report_exit(
-        self, flow_run_id: uuid.UUID, result: InfrastructureResult, worker_id: uuid.UUID
+        self,
+        flow_run_id: uuid.UUID,
+        result: InfrastructureResult,
+        worker_id: uuid.UUID,
+        launched: FlowRun | None = None,
     ) -> None:
-        """After the infrastructure ended: make sure the run is in a final state."""
+        """After the infrastructure ended: make sure the run is in a final state.
+
+        `launched` is the run as claimed for this infrastructure: if the run has moved
+        on to a later attempt since (retried after it ended, and claimed again), that
+        attempt is not this infrastructure's to report on.
+        """
         # Patient: if the server is restarting, the run's own final state may be
         # waiting to be sent too, and nothing else would report this one.
         run = self.client.read_flow_run(flow_run_id, retry_for=self.settings.final_state_timeout)
@@ -175,6 +199,7 @@ class RunLauncher:
             (state is not None and state.type == StateType.SCHEDULED)
             or (run.worker_id is not None and run.worker_id != worker_id)
             or result.exit_code == ABORTED_EXIT_CODE
+            or (launched is not None and is_later_attempt(launched, run))
         ):
             # The claim was lost (the server rescheduled the run, or another worker has it):
             # the run is no longer this worker's to report on.

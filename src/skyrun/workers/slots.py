@@ -76,13 +76,21 @@ class RunTracker:
         self._runs: dict[uuid.UUID, LaunchedRun] = {}
         self._lock = threading.Lock()
 
-    def add(self, flow_run_id: uuid.UUID) -> None:
+    def add(self, flow_run_id: uuid.UUID) -> LaunchedRun:
+        """Track a run being launched; the entry returned is what `remove` takes back."""
         with self._lock:
-            self._runs[flow_run_id] = LaunchedRun()
+            entry = self._runs[flow_run_id] = LaunchedRun()
+            return entry
 
-    def remove(self, flow_run_id: uuid.UUID) -> None:
+    def remove(self, flow_run_id: uuid.UUID, entry: LaunchedRun | None = None) -> None:
+        """Stop tracking the run; given `entry`, only if the run is still that launch.
+
+        A retried run can be claimed again by this worker while the thread of its
+        first attempt is finishing: that thread must not drop the new attempt.
+        """
         with self._lock:
-            self._runs.pop(flow_run_id, None)
+            if entry is None or self._runs.get(flow_run_id) is entry:
+                self._runs.pop(flow_run_id, None)
 
     def __contains__(self, flow_run_id: object) -> bool:
         with self._lock:

@@ -1,0 +1,367 @@
+"""What the UI's flow-run pages read: a keyset page of runs, a run's parts, live fingerprints.
+
+Each list is one query with LIMIT (joins for names, never a query per row); the
+fingerprints are one small query each, polled by the live-event stream.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from skyrun.schemas.core import Log as LogSchema
+from skyrun.server.db import dialect
+from skyrun.server.db.engine import Database
+from skyrun.server.db.models import (
+    Artifact,
+    Deployment,
+    Flow,
+    FlowRun,
+    Log,
+    TaskRun,
+    WorkPool,
+    WorkQueue,
+)
+
+PAGE_SIZE = 50
+# The timeline draws this many task runs a page (the counts and its scale cover them all).
+TIMELINE_PAGE = 1000
+MAX_TIMELINE_OFFSET = 10_000_000
+MAX_SUBFLOWS = 200
+MAX_ARTIFACTS = 100
+# The logs tab opens on the newest lines; the download has every one.
+LOG_TAIL = 500
+FEED_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The flow-run list's filters, as the page parsed them from its query."""
+
+    state_types: Sequence[str] = ()
+    flow_name: str | None = None
+    deployment_name: str | None = None
+    work_pool_name: str | None = None
+    tag: str | None = None
+    start_after: datetime | None = None
+    start_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a keyset page starts: the runs created before (created, id)."""
+
+    created: datetime
+    id: uuid.UUID
+
+
+@dataclass
+class RunRow:
+    """One line of the flow-run list."""
+
+    id: uuid.UUID
+    name: str
+    flow_name: str
+    deployment_id: uuid.UUID | None
+    deployment_name: str | None
+    work_pool_name: str | None
+    state_type: str | None
+    state_name: str | None
+    state_timestamp: datetime | None
+    tags: list[str]
+    expected_start_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    total_run_time: float
+    created: datetime
+
+    def run_seconds(self, now: datetime) -> float | None:
+        """Time spent running so far (the current stretch included), None if never started."""
+        return run_seconds(self, now)
+
+
+def run_seconds(run: Any, now: datetime) -> float | None:
+    """A run's time in RUNNING: what it has recorded, plus the stretch it is in now.
+
+    `total_run_time` only grows when a run leaves RUNNING, so a running run would
+    show 0s; `run` is a list row or a FlowRun schema (with `state`).
+    """
+    if run.start_time is None:
+        return None
+    state = getattr(run, "state", None)
+    state_type = state.type.value if state is not None else getattr(run, "state_type", None)
+    since = state.timestamp if state is not None else getattr(run, "state_timestamp", None)
+    total = float(run.total_run_time or 0.0)
+    if state_type == "RUNNING" and since is not None:
+        total += max((now - since).total_seconds(), 0.0)
+    return total
+
+
+@dataclass
+class RunPage:
+    rows: list[RunRow]
+    next_cursor: Cursor | None
+
+
+def _has_tag(session: AsyncSession, tag: str) -> sa.ColumnElement[bool]:
+    """Runs whose JSON list of tags holds `tag`, on either database."""
+    if dialect.name(session) == "postgresql":
+        return FlowRun.tags.op("@>")(sa.func.jsonb_build_array(tag))
+    values = sa.func.json_each(FlowRun.tags).table_valued("value")
+    return sa.exists().select_from(values).where(values.c.value == tag)
+
+
+def _clauses(session: AsyncSession, f: RunFilter) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if f.state_types:
+        clauses.append(FlowRun.state_type.in_(list(f.state_types)))
+    if f.flow_name:
+        clauses.append(Flow.name == f.flow_name)
+    if f.deployment_name:
+        clauses.append(Deployment.name == f.deployment_name)
+    if f.work_pool_name:
+        clauses.append(WorkPool.name == f.work_pool_name)
+    if f.tag:
+        clauses.append(_has_tag(session, f.tag))
+    if f.start_after is not None:
+        clauses.append(FlowRun.expected_start_time >= f.start_after)
+    if f.start_before is not None:
+        clauses.append(FlowRun.expected_start_time <= f.start_before)
+    return clauses
+
+
+_ROW_COLUMNS = (
+    FlowRun.id,
+    FlowRun.name,
+    Flow.name.label("flow_name"),
+    FlowRun.deployment_id,
+    Deployment.name.label("deployment_name"),
+    WorkPool.name.label("work_pool_name"),
+    FlowRun.state_type,
+    FlowRun.state_name,
+    FlowRun.state_timestamp,
+    FlowRun.tags,
+    FlowRun.expected_start_time,
+    FlowRun.start_time,
+    FlowRun.end_time,
+    FlowRun.total_run_time,
+    FlowRun.created,
+)
+
+
+def _joined(query: Any) -> Any:
+    return (
+        query.join(Flow, Flow.id == FlowRun.flow_id)
+        .outerjoin(Deployment, Deployment.id == FlowRun.deployment_id)
+        .outerjoin(WorkQueue, WorkQueue.id == FlowRun.work_queue_id)
+        .outerjoin(WorkPool, WorkPool.id == WorkQueue.work_pool_id)
+    )
+
+
+def _row(values: Any) -> RunRow:
+    return RunRow(**{name: getattr(values, name) for name in RunRow.__dataclass_fields__})
+
+
+async def list_runs(
+    session: AsyncSession,
+    f: RunFilter,
+    before: Cursor | None = None,
+    limit: int = PAGE_SIZE,
+) -> RunPage:
+    """One page of runs, newest first, in one query; `next_cursor` when more follow."""
+    query = _joined(sa.select(*_ROW_COLUMNS)).where(*_clauses(session, f))
+    if before is not None:
+        query = query.where(
+            sa.or_(
+                FlowRun.created < before.created,
+                sa.and_(FlowRun.created == before.created, FlowRun.id < before.id),
+            )
+        )
+    query = query.order_by(FlowRun.created.desc(), FlowRun.id.desc()).limit(limit + 1)
+    rows = [_row(r) for r in (await session.execute(query)).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    return RunPage(rows, Cursor(last.created, last.id) if last else None)
+
+
+async def runs_fingerprint(session: AsyncSession) -> tuple[Any, ...]:
+    """Changes whenever a run is created, changes state or is deleted."""
+    row = (
+        await session.execute(sa.select(sa.func.max(FlowRun.updated), sa.func.count(FlowRun.id)))
+    ).one()
+    return tuple(row)
+
+
+# -- one run ------------------------------------------------------------------
+
+
+async def run_fingerprint(session: AsyncSession, run_id: uuid.UUID) -> tuple[Any, ...]:
+    """Changes when the run, one of its task runs, subflow runs or artifacts changes."""
+
+    def scalar(query: sa.Select[Any]) -> sa.ScalarSelect[Any]:
+        return query.scalar_subquery()
+
+    query = sa.select(
+        scalar(sa.select(FlowRun.updated).where(FlowRun.id == run_id)),
+        scalar(sa.select(FlowRun.state_id).where(FlowRun.id == run_id)),
+        scalar(sa.select(sa.func.count(TaskRun.id)).where(TaskRun.flow_run_id == run_id)),
+        scalar(
+            sa.select(sa.func.max(TaskRun.state_timestamp)).where(TaskRun.flow_run_id == run_id)
+        ),
+        scalar(sa.select(sa.func.max(FlowRun.updated)).where(FlowRun.parent_flow_run_id == run_id)),
+        scalar(sa.select(sa.func.count(Artifact.id)).where(Artifact.flow_run_id == run_id)),
+    )
+    return tuple((await session.execute(query)).one())
+
+
+@dataclass
+class TaskBar:
+    """A task run on the timeline."""
+
+    id: uuid.UUID
+    name: str
+    state_type: str | None
+    state_name: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    total_run_time: float
+
+
+@dataclass
+class Timeline:
+    """One page of a run's task runs, their counts by state, and the span of them all."""
+
+    bars: list[TaskBar]
+    offset: int
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+    running_since: datetime | None = None
+
+
+async def task_timeline(
+    session: AsyncSession, run_id: uuid.UUID, offset: int = 0, limit: int = TIMELINE_PAGE
+) -> Timeline:
+    """The run's task runs in start order, `limit` from `offset`, and counts by state.
+
+    Three queries whatever the number of task runs: the page, the counts, the span.
+    """
+    rows = await session.execute(
+        sa.select(
+            TaskRun.id,
+            TaskRun.name,
+            TaskRun.state_type,
+            TaskRun.state_name,
+            TaskRun.start_time,
+            TaskRun.end_time,
+            TaskRun.total_run_time,
+        )
+        .where(TaskRun.flow_run_id == run_id)
+        .order_by(sa.func.coalesce(TaskRun.start_time, TaskRun.created), TaskRun.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    bars = [TaskBar(*row) for row in rows.all()]
+    counted = await session.execute(
+        sa.select(TaskRun.state_type, sa.func.count())
+        .where(TaskRun.flow_run_id == run_id)
+        .group_by(TaskRun.state_type)
+    )
+    counts = {state or "UNKNOWN": int(n) for state, n in counted.all()}
+    # The scale of every page: the first start, the last end, and whether any has no end.
+    span = (
+        await session.execute(
+            sa.select(
+                sa.func.min(TaskRun.start_time),
+                sa.func.max(TaskRun.end_time),
+                sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
+            ).where(TaskRun.flow_run_id == run_id)
+        )
+    ).one()
+    return Timeline(bars, offset, sum(counts.values()), counts, *span)
+
+
+async def subflow_runs(session: AsyncSession, run_id: uuid.UUID) -> list[RunRow]:
+    """The runs whose parent is this run, oldest first."""
+    query = (
+        _joined(sa.select(*_ROW_COLUMNS))
+        .where(FlowRun.parent_flow_run_id == run_id)
+        .order_by(FlowRun.created, FlowRun.id)
+        .limit(MAX_SUBFLOWS)
+    )
+    return [_row(r) for r in (await session.execute(query)).all()]
+
+
+async def run_artifacts(session: AsyncSession, run_id: uuid.UUID) -> list[Artifact]:
+    """The run's artifacts, oldest first (the order the run made them)."""
+    rows = await session.scalars(
+        sa.select(Artifact)
+        .where(Artifact.flow_run_id == run_id)
+        .order_by(Artifact.created, Artifact.id)
+        .limit(MAX_ARTIFACTS)
+    )
+    return list(rows)
+
+
+@dataclass
+class LogLine:
+    id: int
+    level: int
+    name: str
+    message: str
+    timestamp: datetime
+
+
+async def log_tail(
+    session: AsyncSession, run_id: uuid.UUID, limit: int = LOG_TAIL
+) -> list[LogLine]:
+    """The run's newest `limit` log lines, oldest first.
+
+    Newest by timestamp, which the (flow_run_id, timestamp) index serves without
+    sorting a long run's lines; the page's feed then resumes after the largest id.
+    """
+    rows = await session.execute(
+        sa.select(Log.id, Log.level, Log.name, Log.message, Log.timestamp)
+        .where(Log.flow_run_id == run_id)
+        .order_by(Log.timestamp.desc(), Log.id.desc())
+        .limit(limit)
+    )
+    return [LogLine(*row) for row in reversed(rows.all())]
+
+
+async def logs_after(
+    session: AsyncSession, run_id: uuid.UUID, after_id: int, limit: int = FEED_BATCH
+) -> list[LogSchema]:
+    """The run's log lines written after the line `after_id`, oldest first."""
+    rows = await session.scalars(
+        sa.select(Log)
+        .where(Log.flow_run_id == run_id, Log.id > after_id)
+        .order_by(Log.id)
+        .limit(limit)
+    )
+    return [LogSchema.model_validate(r) for r in rows]
+
+
+async def iterate_logs(
+    database: Database, run_id: uuid.UUID, batch: int = 2000
+) -> AsyncIterator[list[LogSchema]]:
+    """Every log line of the run, in batches, each read in its own short transaction.
+
+    A long download holds no transaction open between batches.
+    """
+    after = 0
+    while True:
+        async with database.session() as session, session.begin():
+            lines = await logs_after(session, run_id, after, batch)
+        if not lines:
+            return
+        yield lines
+        after = lines[-1].id
