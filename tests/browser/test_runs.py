@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _in_ci, screenshot
+from conftest import WAIT_MS, screenshot
 from processes import SKYRUN, ServerProcess, clean_env, stop, wait_for
 
 SERVER_ENV = {
@@ -44,22 +44,6 @@ def flaky(marker: str):
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium for this module only (overriding the session's): sync Playwright runs an
-    event loop in this thread while it is open, and the async tests that pytest-xdist
-    gives this worker after this module could not start theirs."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("runs-ui"), **SERVER_ENV)
     yield process
@@ -73,10 +57,7 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def base(server: ServerProcess, page: Any) -> str:
-    # The layout names no icon, so Chromium asks for /favicon.ico and logs its 404 as a
-    # console error; answered here, so the tests' console checks see the pages' own errors.
-    page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+def base(server: ServerProcess) -> str:
     return server.api_url.removesuffix("/api")
 
 

@@ -121,6 +121,10 @@ async def test_an_unkeyed_artifact_has_its_own_page(api: httpx.AsyncClient) -> N
     assert "<h2>Loose one</h2>" in html
 
 
+# A fixed id: xdist workers must collect the same test names.
+NO_SUCH_ID = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
+
+
 @pytest.mark.parametrize(
     ("path", "status", "text"),
     [
@@ -128,10 +132,10 @@ async def test_an_unkeyed_artifact_has_its_own_page(api: httpx.AsyncClient) -> N
         ("/artifacts?unkeyed_before=2026-01-01~zz", 200, "not valid any more"),
         ("/artifacts/missing", 404, "There is no artifact with the key &#39;missing&#39;"),
         ("/artifacts/report?version=nope", 200, "&#39;nope&#39; is not a version id"),
-        (f"/artifacts/report?version={uuid.uuid4()}", 200, "is not a version of &#39;report&#39;"),
+        (f"/artifacts/report?version={NO_SUCH_ID}", 200, "is not a version of &#39;report&#39;"),
         ("/artifacts/report?before=junk", 200, "not valid any more"),
         ("/artifacts/unkeyed/nope", 404, "is not an artifact id"),
-        (f"/artifacts/unkeyed/{uuid.uuid4()}", 404, "There is no artifact"),
+        (f"/artifacts/unkeyed/{NO_SUCH_ID}", 404, "There is no artifact"),
     ],
 )
 async def test_bad_input_is_a_message_not_a_500(

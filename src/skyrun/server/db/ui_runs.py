@@ -359,7 +359,7 @@ async def iterate_logs(
     """
     after = 0
     while True:
-        async with database.session() as session, session.begin():
+        async with database.read_session() as session, session.begin():
             lines = await logs_after(session, run_id, after, batch)
         if not lines:
             return

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.states import StateType, utcnow
+from skyrun.server.api.deps import reading
 from skyrun.server.db import ui_dashboard
 from skyrun.server.ui.events import probe
 from skyrun.server.ui.guard import require_viewer
@@ -88,7 +89,7 @@ def build_chart(counts: dict[str, dict[str, int]], hours: list[datetime]) -> Cha
 async def dashboard(request: Request) -> Response:
     now = utcnow()
     hours = ui_dashboard.hours(now)
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         counts = await ui_dashboard.runs_by_hour(session, hours[0], hours[-1] + timedelta(hours=1))
         failures = await ui_dashboard.recent_failures(session)
         late = await ui_dashboard.late_runs(session)

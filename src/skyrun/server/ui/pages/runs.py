@@ -20,6 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.states import TERMINAL_TYPES, StateType, utcnow
+from skyrun.server.api.deps import reading
 from skyrun.server.db import flow_runs, ui_runs
 from skyrun.server.errors import NotFound
 from skyrun.server.ui.events import feed, probe
@@ -130,7 +131,7 @@ async def runs_list(request: Request) -> Response:
         before = parse_cursor(raw_cursor) if raw_cursor else None
     except BadQuery as exc:
         return bad_request(request, str(exc))
-    async with request.app.state.database.session() as session, session.begin():
+    async with reading(request) as session:
         result = await ui_runs.list_runs(session, run_filter, before)
     query = _filter_query(request)
     next_url = None
@@ -306,7 +307,7 @@ async def run_detail(request: Request, run_id: str) -> Response:
     fragment = request.query_params.get("fragment")
     parts = {fragment} if fragment in SECTIONS else set(SECTIONS)
     try:
-        async with request.app.state.database.session() as session, session.begin():
+        async with reading(request) as session:
             context = await _run_context(session, parsed, parts, task_offset)
     except NotFound:
         return bad_request(request, f"There is no flow run {parsed}.", 404)
@@ -321,7 +322,7 @@ async def run_logs_text(request: Request, run_id: str) -> Response:
     except BadQuery as exc:
         return bad_request(request, str(exc))
     database = request.app.state.database
-    async with database.session() as session, session.begin():
+    async with reading(request) as session:
         try:
             run = await flow_runs.read_flow_run_row(session, parsed)
         except NotFound:

@@ -130,6 +130,8 @@ const skyrun = (() => {
     try {
       const body = button.dataset.body ? JSON.parse(button.dataset.body) : undefined;
       const data = await api(button.dataset.method || "POST", button.dataset.action, body);
+      // A state proposal the server declined answers 200 with its decision and reason.
+      if (data && data.decision && data.decision !== "ACCEPT") throw new Error(data.reason || data.decision);
       if (button.dataset.then) window.location.assign(fill(button.dataset.then, data));
       else { flash(button.dataset.done || "Done.", "ok"); refresh(); }
     } catch (error) {
