@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/pytest -q -n 2 --dist loadfile "$@"
+exec .venv/bin/pytest -q -n 2 --dist loadfile --durations=25 "$@"
