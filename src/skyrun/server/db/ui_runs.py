@@ -337,6 +337,12 @@ async def log_tail(
     return [LogLine(*row) for row in reversed(rows.all())]
 
 
+async def last_log_id(session: AsyncSession, run_id: uuid.UUID) -> int:
+    """The id of the run's newest log line (0 when it has none): where its live feed starts."""
+    newest = await session.scalar(sa.select(sa.func.max(Log.id)).where(Log.flow_run_id == run_id))
+    return int(newest or 0)
+
+
 async def logs_after(
     session: AsyncSession, run_id: uuid.UUID, after_id: int, limit: int = FEED_BATCH
 ) -> list[LogSchema]:
