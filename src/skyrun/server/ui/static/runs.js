@@ -111,7 +111,6 @@
         holder.dataset.fragment = name;
         if (changed) skyrun.refresh();
       }
-      holder.dispatchEvent(new CustomEvent("skyrun:loaded", { bubbles: true, detail: { panel: name } }));
     } catch (error) {
       if (name === "logs") logs.failed();
       // Left lazy: opening the tab again tries again.
