@@ -259,6 +259,13 @@ def pages(made: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> dict[s
         "flow run (2,000 task runs)": f"/runs/{big}",
         "flow run, task timeline": f"/runs/{big}?tab=tasks",
         "flow run, logs": f"/runs/{big}?tab=logs",
+        # What the page fetches when a tab opens (and, for the live ones, on each change).
+        "flow run, tasks fragment": f"/runs/{big}?fragment=tasks",
+        "flow run, tasks page 2": f"/runs/{big}?fragment=tasks&task_offset=1000",
+        "flow run, logs fragment": f"/runs/{big}?fragment=logs",
+        "flow run, artifacts fragment": f"/runs/{big}?fragment=artifacts",
+        "flow run, overview fragment": f"/runs/{big}?fragment=overview",
+        "flow run, header fragment": f"/runs/{big}?fragment=header",
         "deployments": "/deployments",
         "deployment": f"/deployments/{deployment}",
         "work pools": "/work-pools",

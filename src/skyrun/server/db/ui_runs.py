@@ -252,7 +252,8 @@ async def task_timeline(
 ) -> Timeline:
     """The run's task runs in start order, `limit` from `offset`, and counts by state.
 
-    Three queries whatever the number of task runs: the page, the counts, the span.
+    Two queries whatever the number of task runs: the page, and per state its count
+    and span (the first start, the last end, the first start of one with no end).
     """
     rows = await session.execute(
         sa.select(
@@ -270,23 +271,34 @@ async def task_timeline(
         .limit(limit)
     )
     bars = [TaskBar(*row) for row in rows.all()]
-    counted = await session.execute(
-        sa.select(TaskRun.state_type, sa.func.count())
+    by_state = await session.execute(
+        sa.select(
+            TaskRun.state_type,
+            sa.func.count(),
+            sa.func.min(TaskRun.start_time),
+            sa.func.max(TaskRun.end_time),
+            sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
+        )
         .where(TaskRun.flow_run_id == run_id)
         .group_by(TaskRun.state_type)
     )
-    counts = {state or "UNKNOWN": int(n) for state, n in counted.all()}
-    # The scale of every page: the first start, the last end, and whether any has no end.
-    span = (
-        await session.execute(
-            sa.select(
-                sa.func.min(TaskRun.start_time),
-                sa.func.max(TaskRun.end_time),
-                sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
-            ).where(TaskRun.flow_run_id == run_id)
-        )
-    ).one()
-    return Timeline(bars, offset, sum(counts.values()), counts, *span)
+    counts: dict[str, int] = {}
+    starts, ends, running = [], [], []
+    for state, n, first_start, last_end, running_since in by_state.all():
+        counts[state or "UNKNOWN"] = int(n)
+        starts += [first_start] if first_start is not None else []
+        ends += [last_end] if last_end is not None else []
+        running += [running_since] if running_since is not None else []
+    # The scale of every page: the span of all the run's task runs, not this page's.
+    return Timeline(
+        bars,
+        offset,
+        sum(counts.values()),
+        counts,
+        min(starts, default=None),
+        max(ends, default=None),
+        min(running, default=None),
+    )
 
 
 async def subflow_runs(session: AsyncSession, run_id: uuid.UUID) -> list[RunRow]:
