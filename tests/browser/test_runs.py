@@ -370,6 +370,35 @@ def test_a_link_with_tab_opens_that_tab(page: Any, api: httpx.Client, base: str)
     assert page.console_errors == []
 
 
+def test_a_panel_that_fails_to_load_says_so_and_loads_when_opened_again(
+    page: Any, api: httpx.Client, base: str
+) -> None:
+    run = new_run(api, new_flow(api, "flaky-tab-flow"), name="flaky-tab-run")
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if failed:
+            route.continue_()
+            return
+        failed.append(route.request.url)
+        route.fulfill(status=503, body="busy")
+
+    page.route(lambda url: "fragment=artifacts" in url, fail_once)
+    page.goto(f"{base}/runs/{run['id']}")
+    page.get_by_role("tab", name="Artifacts").click()
+    panel = page.locator("#panel-artifacts")
+    expect(panel.get_by_role("alert")).to_contain_text(
+        "Could not load this tab: the server answered 503"
+    )
+    page.get_by_role("tab", name="Overview").click()
+    page.get_by_role("tab", name="Artifacts").click()
+    expect(panel).to_contain_text("This run made no artifacts.")
+    expect(panel.get_by_role("alert")).to_have_count(0)
+    assert len(failed) == 1
+    # The refused request is the only error the page logged.
+    assert [e for e in page.console_errors if "503" not in e] == []
+
+
 def test_xss_payloads_stay_text(page: Any, api: httpx.Client, base: str) -> None:
     flow_id = new_flow(api, f"xss-flow{XSS_SCRIPT}")
     run = new_run(

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -576,6 +576,22 @@ async def test_a_failed_deployment_run_retried_from_the_page_is_claimed_again(
     await set_state(client, created["id"], "RUNNING")
     run_now = ok(await client.get(f"/api/flow_runs/{created['id']}"))
     assert run_now["run_count"] == 2 and run_now["end_time"] is None
+
+
+def test_log_rows_print_what_the_timestamp_filter_prints() -> None:
+    from skyrun.server.ui.render import timestamp
+
+    moments = [
+        datetime(2026, 12, 2, 9, 30, 5, tzinfo=UTC),
+        datetime(2026, 12, 2, 9, 30, 5, 123456, tzinfo=UTC),
+        datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ]
+    lines = [runs_page.ui_runs.LogLine(n, 25, "etl", "m", when) for n, when in enumerate(moments)]
+    rows = runs_page.log_rows(lines)
+    assert [row.shown for row in rows] == [timestamp(when) for when in moments]
+    assert [row.iso for row in rows] == [when.astimezone(UTC).isoformat() for when in moments]
+    # A level between the named ones keeps logging's name, and a class as runs.js makes it.
+    assert rows[0].level_name == "Level 25" and rows[0].css == "level25"
 
 
 def test_cursors_round_trip() -> None:
