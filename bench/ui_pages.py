@@ -12,6 +12,8 @@ runs (one run holds 2,000 of them, for the timeline), 20,000 log lines and 1,000
 artifacts. Then it starts `skyrun server start` on that home and requests every
 page `--repeats` times over loopback, one at a time, and reports the median and
 the slowest answer per page (the time to the last byte, as a browser gets it).
+The flow-run page's tabs count twice: as the first response of a link that opens
+on them (`?tab=NAME`) and as the fragment the page fetches when the tab opens.
 The target is under 100 ms per page (issue #11). Figures go to stdout and to
 `bench/results/ui-pages.json`.
 """
