@@ -287,6 +287,118 @@ def test_a_thousand_task_runs_on_the_timeline_and_artifacts(
     assert page.console_errors == []
 
 
+def fragment_requests(page: Any) -> list[str]:
+    """The `fragment=` names the page asks the server for, as it asks."""
+    asked: list[str] = []
+
+    def record(request: Any) -> None:
+        if "fragment=" in request.url:
+            asked.append(request.url.split("fragment=", 1)[1].split("&", 1)[0])
+
+    page.on("request", record)
+    return asked
+
+
+def test_tabs_load_their_panel_when_opened_and_only_loaded_panels_refresh(
+    page: Any, api: httpx.Client, base: str
+) -> None:
+    flow_id = new_flow(api, "lazy-flow")
+    run = new_run(api, flow_id, name="lazy-run")
+    move(api, run["id"], "RUNNING")
+    ok(api.post("logs", json=[log(run["id"], 20, "before the page")]), 201)
+    asked = fragment_requests(page)
+    page.goto(f"{base}/runs/{run['id']}")
+    expect(page.locator("#panel-overview pre.json").first).to_be_visible()
+    # The other panels are not in the page yet.
+    expect(page.locator("#panel-artifacts [data-lazy]")).to_have_count(1)
+    expect(page.locator("#panel-logs .log-line")).to_have_count(0)
+    # A line written while Logs is not open comes with the tab, once, with the older one.
+    ok(api.post("logs", json=[log(run["id"], 30, "while on overview")]), 201)
+    page.get_by_role("tab", name="Logs").click()
+    lines = page.locator("#log-lines .log-line")
+    expect(lines).to_have_count(2)
+    expect(lines.last).to_contain_text("while on overview")
+    ok(api.post("logs", json=[log(run["id"], 20, "with logs open")]), 201)
+    expect(lines).to_have_count(3, timeout=WAIT_MS)
+
+    page.get_by_role("tab", name="Artifacts").click()
+    panel = page.locator("#panel-artifacts")
+    expect(panel).to_contain_text("This run made no artifacts.")
+    expect(panel.locator("[data-lazy]")).to_have_count(0)
+    # A change shows in the loaded panel without a reload...
+    ok(
+        api.post(
+            "artifacts",
+            json={
+                "type": "markdown",
+                "key": "lazy-report",
+                "data": "# Live",
+                "flow_run_id": run["id"],
+            },
+        ),
+        201,
+    )
+    expect(panel.get_by_role("heading", name="Live")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_role("tab", name="Artifacts")).to_have_attribute("aria-selected", "true")
+    # ...and the panels never opened were never asked for, live refreshes included.
+    assert "artifacts" in asked and "overview" in asked
+    assert not {"tasks", "subflows"} & set(asked), asked
+    assert asked.count("logs") == 1, asked
+    expect(page.locator("#panel-tasks [data-lazy]")).to_have_count(1)
+    assert page.console_errors == []
+
+
+def test_a_link_with_tab_opens_that_tab(page: Any, api: httpx.Client, base: str) -> None:
+    flow_id = new_flow(api, "tab-link-flow")
+    run = new_run(api, flow_id, name="tab-link-run")
+    move(api, run["id"], "RUNNING")
+    ok(api.post("logs", json=[log(run["id"], 40, "opened by its link")]), 201)
+    asked = fragment_requests(page)
+    page.goto(f"{base}/runs/{run['id']}?tab=logs")
+    expect(page.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-logs")).to_be_visible()
+    expect(page.locator("#panel-overview")).to_be_hidden()
+    expect(page.locator("#log-lines .log-line")).to_have_count(1)
+    expect(page.get_by_text("opened by its link")).to_be_visible()
+    # In the page already: not fetched again; live lines still come.
+    ok(api.post("logs", json=[log(run["id"], 20, "and then some")]), 201)
+    expect(page.locator("#log-lines .log-line")).to_have_count(2, timeout=WAIT_MS)
+    assert "logs" not in asked
+    # Overview, never shown, loads when its tab opens.
+    page.get_by_role("tab", name="Overview").click()
+    expect(page.locator("#panel-overview pre.json").first).to_be_visible()
+    assert page.console_errors == []
+
+
+def test_a_panel_that_fails_to_load_says_so_and_loads_when_opened_again(
+    page: Any, api: httpx.Client, base: str
+) -> None:
+    run = new_run(api, new_flow(api, "flaky-tab-flow"), name="flaky-tab-run")
+    failed: list[str] = []
+
+    def fail_once(route: Any) -> None:
+        if failed:
+            route.continue_()
+            return
+        failed.append(route.request.url)
+        route.fulfill(status=503, body="busy")
+
+    page.route(lambda url: "fragment=artifacts" in url, fail_once)
+    page.goto(f"{base}/runs/{run['id']}")
+    page.get_by_role("tab", name="Artifacts").click()
+    panel = page.locator("#panel-artifacts")
+    expect(panel.get_by_role("alert")).to_contain_text(
+        "Could not load this tab: the server answered 503"
+    )
+    page.get_by_role("tab", name="Overview").click()
+    page.get_by_role("tab", name="Artifacts").click()
+    expect(panel).to_contain_text("This run made no artifacts.")
+    expect(panel.get_by_role("alert")).to_have_count(0)
+    assert len(failed) == 1
+    # The refused request is the only error the page logged.
+    assert [e for e in page.console_errors if "503" not in e] == []
+
+
 def test_xss_payloads_stay_text(page: Any, api: httpx.Client, base: str) -> None:
     flow_id = new_flow(api, f"xss-flow{XSS_SCRIPT}")
     run = new_run(

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -297,22 +297,27 @@ async def test_the_run_page_shows_history_parameters_tasks_subflows_logs_and_art
         201,
     )
 
+    # The page opens on Overview; each tab's panel is in the page a link opens on it.
     html = ok(await client.get(f"/runs/{parent['id']}", headers=HTML))
     assert 'role="tablist"' in html and html.count('role="tab"') == 5
     assert "projects/p/locations/r/jobs/j/executions/j-abc12" in html
     assert "&#34;city&#34;: &#34;Oslo&#34;" in html
-    assert html.count('class="gantt-row"') == 1000
-    assert "1200 task runs" in html
-    assert re.search(r"state-failed\">failed</span> 1<", html)
-    assert f'href="/runs/{child["id"]}">child-run</a>' in html
-    assert "line 0" in html and "line 2" in html
-    assert f'data-cursor="{_last_log_id(html)}"' in html
-    assert "<td>Oslo</td>" in html and '<th scope="col">temp</th>' in html
-    assert '<progress max="100" value="40.0"' in html
-    assert '<a href="https://example.com/r" rel="noopener noreferrer nofollow">report</a>' in html
     assert 'id="cancel-run"' in html
     # A run of no deployment has nothing to run it again.
     assert 'id="retry-run"' not in html
+    tab = ok(await client.get(f"/runs/{parent['id']}?tab=tasks", headers=HTML))
+    assert tab.count('class="gantt-row"') == 1000
+    assert "1200 task runs" in tab
+    assert re.search(r"state-failed\">failed</span> 1<", tab)
+    tab = ok(await client.get(f"/runs/{parent['id']}?tab=subflows", headers=HTML))
+    assert f'href="/runs/{child["id"]}">child-run</a>' in tab
+    tab = ok(await client.get(f"/runs/{parent['id']}?tab=logs", headers=HTML))
+    assert "line 0" in tab and "line 2" in tab
+    assert tab.count(f'data-cursor="{_last_log_id(tab)}"') == 2
+    tab = ok(await client.get(f"/runs/{parent['id']}?tab=artifacts", headers=HTML))
+    assert "<td>Oslo</td>" in tab and '<th scope="col">temp</th>' in tab
+    assert '<progress max="100" value="40.0"' in tab
+    assert '<a href="https://example.com/r" rel="noopener noreferrer nofollow">report</a>' in tab
 
     tasks = ok(await client.get(f"/runs/{parent['id']}?fragment=tasks", headers=HTML))
     assert tasks.count('class="gantt-row"') == 1000 and "<html" not in tasks
@@ -336,6 +341,87 @@ async def test_the_run_page_shows_history_parameters_tasks_subflows_logs_and_art
     lines = text.text.splitlines()
     assert [line.split()[1] for line in lines] == ["INFO", "WARNING", "ERROR"]
     assert lines[2].endswith("etl: line 2")
+
+
+async def test_the_run_page_holds_the_header_and_the_selected_tab_only(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    etl = await flow(client, "etl")
+    big = await run(client, etl, name="big")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    task_runs = [
+        {
+            "id": str(uuid.uuid4()),
+            "flow_run_id": big["id"],
+            "name": f"step-{n}",
+            "task_key": "step",
+            "start_time": (start + timedelta(seconds=n)).isoformat(),
+            "end_time": (start + timedelta(seconds=n + 1)).isoformat(),
+            "states": [{"type": "COMPLETED", "name": "Completed", "timestamp": start.isoformat()}],
+        }
+        for n in range(1200)
+    ]
+    logs = [
+        {
+            "flow_run_id": big["id"],
+            "name": "etl",
+            "level": 20,
+            "message": f"line {n}",
+            "timestamp": (start + timedelta(seconds=n)).isoformat(),
+        }
+        for n in range(600)
+    ]
+    ok(await client.post("/api/batch", json={"task_runs": task_runs, "logs": logs}))
+    url = f"/runs/{big['id']}"
+
+    with counted_statements(app) as statements:
+        first = ok(await client.get(url, headers=HTML))
+    # Header and Overview: the other four panels are placeholders the script fills.
+    assert 'class="gantt-row"' not in first and 'class="log-line' not in first
+    assert sorted(re.findall(r'data-lazy="(\w+)"', first)) == [
+        "artifacts",
+        "logs",
+        "subflows",
+        "tasks",
+    ]
+    assert 'data-fragment="overview"' in first and 'data-fragment="header"' in first
+    assert 'id="tab-overview" aria-controls="panel-overview" aria-selected="true"' in first
+    assert re.search(r'id="panel-overview"[^>]*tabindex="0">', first)
+    assert re.search(r'id="panel-tasks"[^>]*tabindex="0" hidden>', first)
+    assert len(first.encode()) < 20_000
+    read = " ".join(statements).lower()
+    assert "task_runs" not in read and "artifacts" not in read
+    # The live stream starts after the newest log line, which the Logs tab then has too.
+    cursor = re.search(r'id="live-topic" data-topic="run:[^"]+" data-cursor="(\d+)"', first)
+    assert cursor is not None and int(cursor.group(1)) > 0
+    logs_tab = ok(await client.get(f"{url}?fragment=logs", headers=HTML))
+    assert "<html" not in logs_tab and logs_tab.count('class="log-line') == 500
+    assert f'data-cursor="{cursor.group(1)}"' in logs_tab
+    assert "line 599<" in logs_tab and "line 99<" not in logs_tab
+    assert "Showing the newest 500 lines" in logs_tab
+
+    # A link opens a tab: that panel is in the page, selected, and Overview waits.
+    opened = ok(await client.get(f"{url}?tab=logs", headers=HTML))
+    assert opened.count('class="log-line') == 500
+    assert 'id="tab-logs" aria-controls="panel-logs" aria-selected="true"' in opened
+    assert re.search(r'id="panel-logs"[^>]*tabindex="0">', opened)
+    assert 'data-lazy="overview"' in opened and 'data-lazy="logs"' not in opened
+    tasks = ok(await client.get(f"{url}?tab=Tasks", headers=HTML))
+    assert tasks.count('class="gantt-row"') == 1000 and 'data-fragment="tasks"' in tasks
+    # A timeline page's link (the pager's) opens on Task runs.
+    later = ok(await client.get(f"{url}?task_offset=1000", headers=HTML))
+    assert later.count('class="gantt-row"') == 200
+    assert 'id="tab-tasks" aria-controls="panel-tasks" aria-selected="true"' in later
+    # An unknown tab is ignored; an unknown fragment is empty and reads nothing but the run.
+    for tab in ("bogus", "%00", "x" * 500):
+        odd = ok(await client.get(f"{url}?tab={tab}", headers=HTML))
+        assert 'id="tab-overview" aria-controls="panel-overview" aria-selected="true"' in odd
+    with counted_statements(app) as statements:
+        assert ok(await client.get(f"{url}?fragment=nonsense", headers=HTML)) == ""
+    assert len(statements) <= 2
+    for name in runs_page.SECTIONS:
+        part = ok(await client.get(f"{url}?fragment={name}", headers=HTML))
+        assert "<html" not in part and "data-lazy" not in part, name
 
 
 def _last_log_id(html: str) -> str:
@@ -381,18 +467,23 @@ async def test_names_parameters_logs_markdown_cells_and_messages_are_inert(
             201,
         )
 
-    for url in (f"/runs/{payload['id']}", "/runs", "/"):
+    tabs = [f"/runs/{payload['id']}?tab={name}" for name in runs_page.TABS]
+    for url in (*tabs, "/runs", "/"):
         html = ok(await client.get(url, headers=HTML))
         assert "<script>window" not in html, url
         assert "<img src=x" not in html, url
         assert "javascript:" not in html.replace("javascript:window.__xss=1)", ""), url
         assert 'href="javascript' not in html, url
         assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html or "&lt;img" in html, url
+        assert html.count("<script") == html.count('<script src="/ui/static/'), url
     detail = ok(await client.get(f"/runs/{payload['id']}", headers=HTML))
     assert "boom &lt;img src=x onerror=&#34;window.__xss=1&#34;&gt;" in detail
     # The markdown's script and html are text; its javascript: link is no link.
-    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;</p>" in detail
-    assert detail.count("<script") == detail.count('<script src="/ui/static/')
+    artifacts = ok(await client.get(f"/runs/{payload['id']}?fragment=artifacts", headers=HTML))
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;</p>" in artifacts
+    assert artifacts.count("<script") == 0
+    logs = ok(await client.get(f"/runs/{payload['id']}?fragment=logs", headers=HTML))
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in logs and "<script" not in logs
 
 
 # -- live ---------------------------------------------------------------------------
@@ -485,6 +576,22 @@ async def test_a_failed_deployment_run_retried_from_the_page_is_claimed_again(
     await set_state(client, created["id"], "RUNNING")
     run_now = ok(await client.get(f"/api/flow_runs/{created['id']}"))
     assert run_now["run_count"] == 2 and run_now["end_time"] is None
+
+
+def test_log_rows_print_what_the_timestamp_filter_prints() -> None:
+    from skyrun.server.ui.render import timestamp
+
+    moments = [
+        datetime(2026, 12, 2, 9, 30, 5, tzinfo=UTC),
+        datetime(2026, 12, 2, 9, 30, 5, 123456, tzinfo=UTC),
+        datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ]
+    lines = [runs_page.ui_runs.LogLine(n, 25, "etl", "m", when) for n, when in enumerate(moments)]
+    rows = runs_page.log_rows(lines)
+    assert [row.shown for row in rows] == [timestamp(when) for when in moments]
+    assert [row.iso for row in rows] == [when.astimezone(UTC).isoformat() for when in moments]
+    # A level between the named ones keeps logging's name, and a class as runs.js makes it.
+    assert rows[0].level_name == "Level 25" and rows[0].css == "level25"
 
 
 def test_cursors_round_trip() -> None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -221,17 +221,18 @@ async def run_fingerprint(session: AsyncSession, run_id: uuid.UUID) -> tuple[Any
     return tuple((await session.execute(query)).one())
 
 
-@dataclass
-class TaskBar:
-    """A task run on the timeline."""
+# The timeline's and the Logs tab's rows are NamedTuples made while iterating the result:
+# a page holds 1,000 of them, and tuples of plain values are objects the garbage
+# collector stops tracking, where dataclasses (and each one's __dict__) kept it busy
+# enough to add full collections (tens of ms) to every few pages.
+class TaskBar(NamedTuple):
+    """A task run on the timeline: what its line shows, no more (1,000 of them a page)."""
 
-    id: uuid.UUID
     name: str
     state_type: str | None
     state_name: str | None
     start_time: datetime | None
     end_time: datetime | None
-    total_run_time: float
 
 
 @dataclass
@@ -252,41 +253,51 @@ async def task_timeline(
 ) -> Timeline:
     """The run's task runs in start order, `limit` from `offset`, and counts by state.
 
-    Three queries whatever the number of task runs: the page, the counts, the span.
+    Two queries whatever the number of task runs: the page, and per state its count
+    and span (the first start, the last end, the first start of one with no end).
     """
     rows = await session.execute(
         sa.select(
-            TaskRun.id,
             TaskRun.name,
             TaskRun.state_type,
             TaskRun.state_name,
             TaskRun.start_time,
             TaskRun.end_time,
-            TaskRun.total_run_time,
         )
         .where(TaskRun.flow_run_id == run_id)
         .order_by(sa.func.coalesce(TaskRun.start_time, TaskRun.created), TaskRun.id)
         .offset(offset)
         .limit(limit)
     )
-    bars = [TaskBar(*row) for row in rows.all()]
-    counted = await session.execute(
-        sa.select(TaskRun.state_type, sa.func.count())
+    bars = [TaskBar(*row) for row in rows]
+    by_state = await session.execute(
+        sa.select(
+            TaskRun.state_type,
+            sa.func.count(),
+            sa.func.min(TaskRun.start_time),
+            sa.func.max(TaskRun.end_time),
+            sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
+        )
         .where(TaskRun.flow_run_id == run_id)
         .group_by(TaskRun.state_type)
     )
-    counts = {state or "UNKNOWN": int(n) for state, n in counted.all()}
-    # The scale of every page: the first start, the last end, and whether any has no end.
-    span = (
-        await session.execute(
-            sa.select(
-                sa.func.min(TaskRun.start_time),
-                sa.func.max(TaskRun.end_time),
-                sa.func.min(sa.case((TaskRun.end_time.is_(None), TaskRun.start_time))),
-            ).where(TaskRun.flow_run_id == run_id)
-        )
-    ).one()
-    return Timeline(bars, offset, sum(counts.values()), counts, *span)
+    counts: dict[str, int] = {}
+    starts, ends, running = [], [], []
+    for state, n, first_start, last_end, running_since in by_state.all():
+        counts[state or "UNKNOWN"] = int(n)
+        starts += [first_start] if first_start is not None else []
+        ends += [last_end] if last_end is not None else []
+        running += [running_since] if running_since is not None else []
+    # The scale of every page: the span of all the run's task runs, not this page's.
+    return Timeline(
+        bars,
+        offset,
+        sum(counts.values()),
+        counts,
+        min(starts, default=None),
+        max(ends, default=None),
+        min(running, default=None),
+    )
 
 
 async def subflow_runs(session: AsyncSession, run_id: uuid.UUID) -> list[RunRow]:
@@ -311,8 +322,9 @@ async def run_artifacts(session: AsyncSession, run_id: uuid.UUID) -> list[Artifa
     return list(rows)
 
 
-@dataclass
-class LogLine:
+class LogLine(NamedTuple):
+    """A line of the Logs tab."""
+
     id: int
     level: int
     name: str
@@ -334,7 +346,15 @@ async def log_tail(
         .order_by(Log.timestamp.desc(), Log.id.desc())
         .limit(limit)
     )
-    return [LogLine(*row) for row in reversed(rows.all())]
+    lines = [LogLine(*row) for row in rows]
+    lines.reverse()
+    return lines
+
+
+async def last_log_id(session: AsyncSession, run_id: uuid.UUID) -> int:
+    """The id of the run's newest log line (0 when it has none): where its live feed starts."""
+    newest = await session.scalar(sa.select(sa.func.max(Log.id)).where(Log.flow_run_id == run_id))
+    return int(newest or 0)
 
 
 async def logs_after(

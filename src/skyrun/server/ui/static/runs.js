@@ -1,5 +1,7 @@
 // Dashboard and flow-run pages: live parts that catch up when their stream (re)opens, bulk cancel on the list (selection kept across live refreshes), and on a
 // run's page the tabs (kept in the URL hash), Retry, and the live log with its filters.
+// A run's page arrives with its selected tab's panel only: another panel is fetched
+// (?fragment=NAME) the first time its tab opens, and only loaded panels refresh live.
 // Log lines are built with textContent only: a line's text is never parsed as HTML.
 "use strict";
 
@@ -49,14 +51,17 @@
   }
 
   // -- one run: tabs -------------------------------------------------------------------
-  function initTabs(tablist) {
+  function initTabs(tablist, logs) {
     const tabs = [...tablist.querySelectorAll('[role="tab"]')];
     function select(tab, focus) {
       for (const other of tabs) {
         const on = other === tab;
         other.setAttribute("aria-selected", on ? "true" : "false");
         other.tabIndex = on ? 0 : -1;
-        document.getElementById(other.getAttribute("aria-controls")).hidden = !on;
+        const panel = document.getElementById(other.getAttribute("aria-controls"));
+        panel.hidden = !on;
+        const holder = on && panel.querySelector("[data-lazy]");
+        if (holder) loadPanel(holder, logs);
       }
       if (focus) tab.focus();
       const hash = `#${tab.id.replace(/^tab-/, "")}`;
@@ -76,6 +81,48 @@
     });
     const wanted = document.getElementById(`tab-${window.location.hash.slice(1)}`);
     if (wanted && tabs.includes(wanted)) select(wanted, false);
+  }
+
+  // -- one run: panels fetched when their tab first opens ----------------------------
+  // A loaded panel becomes a live fragment ([data-fragment]), refreshed on each change;
+  // a change that comes while it loads may be newer than what it got: refresh then.
+  // The logs panel is not re-fetched: its new lines come over the stream.
+  async function loadPanel(holder, logs) {
+    if (holder.dataset.loading) return;
+    holder.dataset.loading = "true";
+    const name = holder.dataset.lazy;
+    let changed = false;
+    const noteChange = () => { changed = true; };
+    document.addEventListener("skyrun:change", noteChange);
+    if (name === "logs") logs.loading();
+    try {
+      const url = new URL(window.location.href);
+      url.hash = "";
+      url.searchParams.delete("tab");
+      url.searchParams.set("fragment", name);
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (response.redirected && new URL(response.url).pathname === "/login") { window.location.assign(response.url); return; }
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      holder.innerHTML = await response.text();
+      holder.removeAttribute("data-lazy");
+      holder.removeAttribute("aria-busy");
+      if (name === "logs") logs.attach();
+      else {
+        holder.dataset.fragment = name;
+        if (changed) skyrun.refresh();
+      }
+    } catch (error) {
+      if (name === "logs") logs.failed();
+      // Left lazy: opening the tab again tries again.
+      const message = document.createElement("p");
+      message.className = "flash flash-error";
+      message.setAttribute("role", "alert");
+      message.textContent = `Could not load this tab: ${error.message}. Open the tab again to retry.`;
+      holder.replaceChildren(message);
+    } finally {
+      document.removeEventListener("skyrun:change", noteChange);
+      delete holder.dataset.loading;
+    }
   }
 
   // -- one run: cancel and retry -------------------------------------------------------
@@ -115,10 +162,14 @@
   });
 
   // -- one run: live logs --------------------------------------------------------------
-  function initLogs(box) {
+  // The stream sends lines after the page's cursor from the start, loaded tab or not:
+  // before the tab is fetched they are dropped (the tab brings the newest lines), while
+  // it loads they wait, and a line the tab already holds (id up to its cursor) is skipped.
+  function initLogs(panel, marker) {
     const level = document.getElementById("log-level");
     const search = document.getElementById("log-search");
-    const empty = document.getElementById("log-empty");
+    let box = null;
+    let pending = null;
 
     function visible(line) {
       const minimum = Number(level.value) || 0;
@@ -126,6 +177,8 @@
       return Number(line.dataset.level) >= minimum && (!text || line.textContent.toLowerCase().includes(text));
     }
     function applyFilters() {
+      if (!box) return;
+      const empty = document.getElementById("log-empty");
       let shown = 0;
       box.querySelectorAll(".log-line").forEach((line) => { line.hidden = !visible(line); shown += line.hidden ? 0 : 1; });
       empty.hidden = shown > 0;
@@ -142,7 +195,10 @@
     }
     function append(lines) {
       const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
+      let cursor = Number(box.dataset.cursor) || 0;
       for (const data of lines) {
+        if (Number(data.id) <= cursor) continue;
+        cursor = Number(data.id);
         const line = document.createElement("div");
         line.className = `log-line level-${String(data.level_name).toLowerCase().replace(/[^a-z0-9-]/g, "")}`;
         line.dataset.level = String(data.level);
@@ -153,12 +209,29 @@
         line.hidden = !visible(line);
         box.append(line);
       }
+      box.dataset.cursor = String(cursor);
       if (stick) box.scrollTop = box.scrollHeight;
       applyFilters();
     }
-    applyFilters();
-    box.scrollTop = box.scrollHeight;
-    return { cursor: box.dataset.cursor || "0", lines: append };
+    function attach() {
+      box = document.getElementById("log-lines");
+      applyFilters();
+      box.scrollTop = box.scrollHeight;
+      if (pending && pending.length) append(pending);
+      pending = null;
+    }
+    function receive(lines) {
+      if (box) append(lines);
+      else if (pending) pending.push(...lines);
+    }
+    if (panel.querySelector("#log-lines")) attach();
+    return {
+      cursor: marker.dataset.cursor || "0",
+      lines: receive,
+      loading: () => { pending = pending || []; },
+      failed: () => { pending = null; },
+      attach,
+    };
   }
 
   // -- live updates ------------------------------------------------------------------
@@ -176,11 +249,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     const table = document.getElementById("runs-table");
     if (table) initList(table);
-    const tablist = document.getElementById("run-tabs");
-    if (tablist) initTabs(tablist);
-    const logs = document.getElementById("log-lines");
-    const handlers = logs ? initLogs(logs) : {};
     const live = document.getElementById("live-topic");
-    if (live) initLive(live, handlers);
+    const logsPanel = document.getElementById("panel-logs");
+    const logs = logsPanel && live ? initLogs(logsPanel, live) : null;
+    const tablist = document.getElementById("run-tabs");
+    if (tablist) initTabs(tablist, logs);
+    if (live) initLive(live, logs ? { cursor: logs.cursor, lines: logs.lines } : {});
   });
 })();
