@@ -194,6 +194,9 @@ def test_the_guides_ui_path_runs_the_weather_flow_on_cloud_run(
     assert run["parameters"] == {"lat": 38.9, "lon": -77.0}
     assert run["state"]["type"] == "COMPLETED"
     assert run["infrastructure_id"].startswith(f"projects/{journey.key['project_id']}/")
+    # The run page names the Cloud Run execution it ran as.
+    execution = run["infrastructure_id"].rsplit("/", 1)[1]
+    expect(page.locator("#panel-overview")).to_contain_text(execution)
 
     # 5. The Artifacts tab renders the weather table.
     page.locator("#tab-artifacts").click()

@@ -301,6 +301,8 @@ async def test_the_run_page_shows_history_parameters_tasks_subflows_logs_and_art
     html = ok(await client.get(f"/runs/{parent['id']}", headers=HTML))
     assert 'role="tablist"' in html and html.count('role="tab"') == 5
     assert "projects/p/locations/r/jobs/j/executions/j-abc12" in html
+    assert "<dt>Cloud Run job</dt><dd><code>j</code></dd>" in html
+    assert "<dt>Cloud Run execution</dt><dd><code>j-abc12</code></dd>" in html
     assert "&#34;city&#34;: &#34;Oslo&#34;" in html
     assert 'id="cancel-run"' in html
     # A run of no deployment has nothing to run it again.

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from skyrun.schemas.states import utcnow
+from skyrun.server.ui.infrastructure import describe as describe_infrastructure
 
 UI_DIR = Path(__file__).parent
 TEMPLATES = UI_DIR / "templates"
@@ -97,6 +98,7 @@ def environment() -> Environment:
     )
     env.filters.update(ago=ago, duration=duration, timestamp=timestamp, pretty_json=pretty_json)
     env.globals["isoformat"] = lambda when: when.isoformat() if when else ""
+    env.globals["describe_infrastructure"] = describe_infrastructure
     # The shared macros, for every template and every fragment rendered alone (a block
     # rendered by render_block does not run its template's top-level imports).
     env.globals["ui"] = env.get_template("macros.html").make_module({})
