@@ -4,6 +4,7 @@ and the work-pool list in a constant number of queries."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -17,6 +18,7 @@ from test_ui_deployments import html, ok
 from ui_statements import selects
 
 from skyrun.server.app import create_app
+from skyrun.server.db import ui_work
 from skyrun.server.ui.schema_form import block_types_of, missing_required, schema_fields
 from skyrun.settings import Settings
 
@@ -142,6 +144,19 @@ async def test_the_work_pool_list_takes_the_same_queries_for_one_pool_or_many(
         page = await html(api, "/work-pools")
     assert "p7" in page
     assert len(many) == len(one)
+
+
+async def test_a_pool_page_lists_a_bounded_number_of_workers_newest_first(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_work, "WORKERS_SHOWN", 3)
+    ok(await api.post("/api/work_pools", json={"name": "many", "type": "process"}), 201)
+    for n in range(5):
+        ok(await api.post("/api/work_pools/many/workers/heartbeat", json={"name": f"w{n}"}))
+    page = await html(api, "/work-pools/many?tab=workers")
+    assert "The 3 most recently heard from of 5 workers." in page
+    assert [f"w{n}" for n in (4, 3, 2)] == re.findall(r"<td>(w\d)</td>", page)
+    assert "5 online of 5" in await html(api, "/work-pools/many")
 
 
 # -- with auth on: every page behind the login, writes only through /api -----------------
