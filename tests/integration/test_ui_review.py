@@ -5,6 +5,7 @@ and the work-pool list in a constant number of queries."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -18,7 +19,7 @@ from test_ui_deployments import html, ok
 from ui_statements import selects
 
 from skyrun.server.app import create_app
-from skyrun.server.db import ui_work
+from skyrun.server.db import ui_runs, ui_work
 from skyrun.server.ui.schema_form import block_types_of, missing_required, schema_fields
 from skyrun.settings import Settings
 
@@ -157,6 +158,32 @@ async def test_a_pool_page_lists_a_bounded_number_of_workers_newest_first(
     assert "The 3 most recently heard from of 5 workers." in page
     assert [f"w{n}" for n in (4, 3, 2)] == re.findall(r"<td>(w\d)</td>", page)
     assert "5 online of 5" in await html(api, "/work-pools/many")
+
+
+# -- a run's logs ---------------------------------------------------------------------
+
+
+async def test_a_huge_log_line_is_cut_on_the_page_and_in_the_feed_but_whole_in_the_download(
+    api: httpx.AsyncClient,
+) -> None:
+    flow_id = ok(await api.post("/api/flows", json={"name": "f"}))["id"]
+    run_id = ok(await api.post("/api/flow_runs", json={"flow_id": flow_id}), 201)["id"]
+    line = "x" * (ui_runs.SHOWN_MESSAGE + 5000) + "THE-END"
+    logs = [
+        {"flow_run_id": run_id, "name": "n", "level": 20, "message": message, "timestamp": when}
+        for message, when in ((line, "2026-01-01T00:00:00Z"), ("short", "2026-01-01T00:00:01Z"))
+    ]
+    ok(await api.post("/api/logs", json=logs), 201)
+    page = await html(api, f"/runs/{run_id}")
+    assert "THE-END" not in page and "x" * ui_runs.SHOWN_MESSAGE in page
+    assert "5007 more characters: download the logs for the whole line" in page
+    assert "short" in page
+    download = await api.get(f"/runs/{run_id}/logs.txt")
+    assert line in download.text
+    database = api._transport.app.state.database  # type: ignore[attr-defined]
+    async with database.read_session() as session, session.begin():
+        fed = await ui_runs.logs_after(session, uuid.UUID(run_id), 0)
+    assert len(fed[0].message) < ui_runs.SHOWN_MESSAGE + 200 and fed[1].message == "short"
 
 
 # -- with auth on: every page behind the login, writes only through /api -----------------
