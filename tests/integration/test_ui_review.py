@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -123,6 +124,30 @@ async def test_a_too_long_variable_to_edit_is_a_message_on_the_page(
     page = await html(api, "/variables?edit=" + "a" * 5000)
     assert "There is no variable" in page
     assert "a" * 5000 not in page
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        pytest.param("0001-01-01T00:00:00+14:00", id="before-time"),
+        pytest.param("9999-12-31T23:59:59.999999-14:00", id="after-time"),
+    ],
+)
+async def test_a_cursor_at_the_ends_of_time_is_a_notice_not_a_500(
+    api: httpx.AsyncClient, when: str
+) -> None:
+    cursor = quote(f"{when}~{uuid.uuid4()}")
+    for url in (
+        f"/deployments?before={cursor}",
+        f"/blocks?before={cursor}",
+        f"/variables?before={cursor}",
+        f"/artifacts?before={cursor}",
+        f"/artifacts?unkeyed_before={cursor}",
+    ):
+        assert "That page link is not valid" in await html(api, url), url
+    assert "No blocks yet" in await html(api, f"/blocks?before={cursor}&fragment=documents")
+    ok(await api.post("/api/artifacts", json={"key": "k", "type": "progress", "data": 1}), 201)
+    assert "That page link is not valid" in await html(api, f"/artifacts/k?before={cursor}")
 
 
 # -- the work-pool list ---------------------------------------------------------------
