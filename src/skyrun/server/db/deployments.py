@@ -58,6 +58,7 @@ NO_POOL_NO_LIMIT = (
 async def upsert_deployment(session: AsyncSession, data: DeploymentCreate) -> Deployment:
     """Create the deployment, or replace the one with the same flow and name."""
     schedules = await asyncio.to_thread(checked_schedules, data.schedules)
+    check_parameter_schema(data.parameter_openapi_schema)
     check_parameters(
         data.parameter_openapi_schema,
         data.parameters,
@@ -277,6 +278,26 @@ async def create_deployment_run(
 
 
 # -- the rules a deployment and its runs must follow (checked here, whoever the client) --
+
+
+def check_parameter_schema(schema: Mapping[str, Any]) -> None:
+    """Invalid unless the flow's parameter schema is a JSON Schema: every later check of a
+    run's parameters (and the UI's form) reads it, and a malformed one would fail there."""
+    if not schema:
+        return
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from skyrun.validation import schema_path
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "parameter_openapi_schema" + schema_path(exc.path)
+        raise Invalid(
+            f"parameter_openapi_schema is not a valid JSON Schema: {exc.message} (at {where})",
+            loc=("body", "parameter_openapi_schema"),
+        ) from None
 
 
 def check_parameters(

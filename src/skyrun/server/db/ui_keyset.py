@@ -37,8 +37,12 @@ def parse_cursor(text: str | None) -> Cursor | None:
     if not separator or len(text) > 100:
         raise ValueError(f"{text[:100]!r} is not a page cursor")
     created = datetime.fromisoformat(created_text)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
+    try:
+        # In UTC, as stored: 0001-01-01T00:00+14:00 is before the first representable
+        # instant, which the database driver would only find out as it sent the query.
+        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text[:100]!r} is not a page cursor (a time out of range)") from None
     return Cursor(created=created, id=uuid.UUID(id_text))
 
 

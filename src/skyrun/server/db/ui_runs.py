@@ -38,6 +38,13 @@ MAX_ARTIFACTS = 100
 # The logs tab opens on the newest lines; the download has every one.
 LOG_TAIL = 500
 FEED_BATCH = 500
+# A log line may be a megabyte (limits.MAX_LOG_MESSAGE_LENGTH): the page shows the start
+# of a longer one, so 500 such lines stay a page, not half a gigabyte; the download has all.
+SHOWN_MESSAGE = 10_000
+
+
+def _cut_note(length: int) -> str:
+    return f" … [{length - SHOWN_MESSAGE} more characters: download the logs for the whole line]"
 
 
 @dataclass(frozen=True)
@@ -341,14 +348,24 @@ async def log_tail(
     sorting a long run's lines; the page's feed then resumes after the largest id.
     """
     rows = await session.execute(
-        sa.select(Log.id, Log.level, Log.name, Log.message, Log.timestamp)
+        sa.select(
+            Log.id,
+            Log.level,
+            Log.name,
+            sa.func.substr(Log.message, 1, SHOWN_MESSAGE),
+            Log.timestamp,
+            sa.func.length(Log.message),
+        )
         .where(Log.flow_run_id == run_id)
         .order_by(Log.timestamp.desc(), Log.id.desc())
         .limit(limit)
     )
-    lines = [LogLine(*row) for row in rows]
-    lines.reverse()
-    return lines
+    return [
+        LogLine(
+            id_, level, name, message + (_cut_note(length) if length > SHOWN_MESSAGE else ""), when
+        )
+        for id_, level, name, message, when, length in reversed(rows.all())
+    ]
 
 
 async def last_log_id(session: AsyncSession, run_id: uuid.UUID) -> int:
@@ -358,16 +375,30 @@ async def last_log_id(session: AsyncSession, run_id: uuid.UUID) -> int:
 
 
 async def logs_after(
-    session: AsyncSession, run_id: uuid.UUID, after_id: int, limit: int = FEED_BATCH
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    after_id: int,
+    limit: int = FEED_BATCH,
+    *,
+    whole: bool = False,
 ) -> list[LogSchema]:
-    """The run's log lines written after the line `after_id`, oldest first."""
+    """The run's log lines written after the line `after_id`, oldest first.
+
+    A line longer than SHOWN_MESSAGE is cut (as the page shows it) unless `whole`.
+    """
     rows = await session.scalars(
         sa.select(Log)
         .where(Log.flow_run_id == run_id, Log.id > after_id)
         .order_by(Log.id)
         .limit(limit)
     )
-    return [LogSchema.model_validate(r) for r in rows]
+    lines = [LogSchema.model_validate(r) for r in rows]
+    if not whole:
+        for line in lines:
+            if len(line.message) > SHOWN_MESSAGE:
+                cut = line.message[:SHOWN_MESSAGE] + _cut_note(len(line.message))
+                line.message = cut
+    return lines
 
 
 async def iterate_logs(
@@ -380,7 +411,7 @@ async def iterate_logs(
     after = 0
     while True:
         async with database.read_session() as session, session.begin():
-            lines = await logs_after(session, run_id, after, batch)
+            lines = await logs_after(session, run_id, after, batch, whole=True)
         if not lines:
             return
         yield lines

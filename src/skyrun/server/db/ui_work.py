@@ -36,6 +36,9 @@ from skyrun.server.db.models import (
 DEPLOYMENTS_PAGE = 50
 RUNS_SHOWN = 10
 BLOCKS_LISTED = 200
+# A pool's page lists this many workers, the most recently heard from: workers are never
+# deleted, and ephemeral ones (a container each) pile up in the thousands.
+WORKERS_SHOWN = 200
 
 
 @dataclass
@@ -300,3 +303,31 @@ async def block_names(session: AsyncSession, block_types: Sequence[str]) -> dict
     for block_type, name in rows:
         found[block_type].append(name)
     return found
+
+
+@dataclass(frozen=True)
+class PoolWorkers:
+    """A pool's most recently heard-from workers (at most WORKERS_SHOWN) and its counts."""
+
+    shown: list[Worker]
+    total: int
+    online: int
+
+
+async def pool_workers(session: AsyncSession, pool_id: uuid.UUID) -> PoolWorkers:
+    """The pool's workers by latest heartbeat, bounded, with how many there are (2 queries)."""
+    online = sa.case((Worker.status == WorkerStatus.ONLINE.value, 1), else_=0)
+    total, online_count = (
+        await session.execute(
+            sa.select(sa.func.count(Worker.id), sa.func.coalesce(sa.func.sum(online), 0)).where(
+                Worker.work_pool_id == pool_id
+            )
+        )
+    ).one()
+    rows = await session.scalars(
+        sa.select(Worker)
+        .where(Worker.work_pool_id == pool_id)
+        .order_by(Worker.last_heartbeat.desc(), Worker.name)
+        .limit(WORKERS_SHOWN)
+    )
+    return PoolWorkers(shown=list(rows), total=int(total), online=int(online_count))

@@ -148,6 +148,13 @@ def _options(schema: dict[str, Any]) -> list[tuple[str, str]]:
     return [(json.dumps(v), v if isinstance(v, str) else json.dumps(v)) for v in values]
 
 
+def _names(required: Any) -> list[str]:
+    """A schema's `required` names: the text ones (a stored schema may hold anything)."""
+    return (
+        [name for name in required if isinstance(name, str)] if isinstance(required, list) else []
+    )
+
+
 def _number(value: Any) -> float | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -172,8 +179,7 @@ def schema_fields(
     properties = root.get("properties")
     if not isinstance(properties, Mapping):
         return []
-    required = root.get("required")
-    required_names = set(required) if isinstance(required, list) else set()
+    required_names = set(_names(root.get("required")))
     values = values or {}
     fields = []
     for name, raw in properties.items():
@@ -216,19 +222,23 @@ def block_types_of(schema: Mapping[str, Any] | None) -> list[str]:
     properties = schema.get("properties") if isinstance(schema, Mapping) else None
     if not isinstance(properties, Mapping):
         return []
-    found = {p.get("block_type") for p in properties.values() if isinstance(p, Mapping)}
-    return sorted(t for t in found if isinstance(t, str))
+    # Only text names a block type (a schema may hold anything there; a list is unhashable).
+    found = {
+        p["block_type"]
+        for p in properties.values()
+        if isinstance(p, Mapping) and isinstance(p.get("block_type"), str)
+    }
+    return sorted(found)
 
 
 def missing_required(schema: Mapping[str, Any] | None, values: Mapping[str, Any]) -> list[str]:
     """Required properties with neither a value in `values` nor a default in the schema."""
     if not isinstance(schema, Mapping):
         return []
-    required = schema.get("required")
     properties = schema.get("properties")
     properties = properties if isinstance(properties, Mapping) else {}
     missing = []
-    for name in required if isinstance(required, list) else []:
+    for name in dict.fromkeys(_names(schema.get("required"))):
         prop = properties.get(name)
         has_default = isinstance(prop, Mapping) and "default" in prop
         if name not in values and not has_default:

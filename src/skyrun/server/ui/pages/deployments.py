@@ -7,7 +7,7 @@ which checks parameters and job variables; these pages only read.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +42,11 @@ def decode_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
     created = datetime.fromisoformat(when)
     if created.tzinfo is None:
         raise ValueError("no time zone")
+    try:
+        # In UTC, as stored: an offset at the ends of time would overflow in the driver.
+        created = created.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("a time out of range") from None
     return created, uuid.UUID(ident)
 
 

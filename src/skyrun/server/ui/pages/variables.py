@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from skyrun.schemas.limits import MAX_NAME_LENGTH
 from skyrun.server.api.deps import reading
 from skyrun.server.db import ui_blocks, variables
 from skyrun.server.db.ui_keyset import parse_cursor
@@ -40,7 +41,7 @@ def _as_form(value: Any) -> tuple[str, str]:
 async def variables_page(
     request: Request,
     before: str | None = None,
-    edit: str | None = Query(None, max_length=500),
+    edit: str | None = None,
 ) -> HTMLResponse:
     notice = ""
     try:
@@ -52,9 +53,12 @@ async def variables_page(
         items, next_cursor = await ui_blocks.variable_page(session, cursor, PAGE_SIZE)
         if edit:
             try:
+                # No variable has a longer name: do not look one up (nor echo it whole).
+                if len(edit) > MAX_NAME_LENGTH:
+                    raise NotFound(edit)
                 editing = await variables.read_variable(session, edit)
             except NotFound:
-                notice = f"There is no variable {edit!r} to edit; create it below."
+                notice = f"There is no variable {edit[:100]!r} to edit; create it below."
     text, kind = _as_form(editing.value) if editing is not None else ("", "json")
     return page(
         request,

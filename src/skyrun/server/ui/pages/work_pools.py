@@ -59,7 +59,7 @@ async def work_pool_detail(request: Request, name: str, tab: str = "overview") -
         row = await work_pools.read_work_pool_row(session, name)
         pool = await work_pools.pool_schema(session, row)
         queues = await work_pools.list_work_queues(session, name)
-        workers = await work_pools.list_workers(session, name)
+        workers = await ui_work.pool_workers(session, row.id)
         variables = pool.base_job_template.get("variables")
         variables = variables if isinstance(variables, dict) else {}
         blocks = await ui_work.block_names(session, block_types_of(variables))
@@ -70,7 +70,9 @@ async def work_pool_detail(request: Request, name: str, tab: str = "overview") -
         tab=tab,
         tabs=TABS,
         queues=queues,
-        workers=workers,
+        workers=workers.shown,
+        worker_total=workers.total,
+        workers_online=workers.online,
         fields=schema_fields(variables, None, prefix="variables", blocks=blocks),
         template_text=json.dumps(pool.base_job_template, indent=2, ensure_ascii=False),
     )
