@@ -199,7 +199,7 @@ async def test_a_huge_log_line_is_cut_on_the_page_and_in_the_feed_but_whole_in_t
         for message, when in ((line, "2026-01-01T00:00:00Z"), ("short", "2026-01-01T00:00:01Z"))
     ]
     ok(await api.post("/api/logs", json=logs), 201)
-    page = await html(api, f"/runs/{run_id}")
+    page = await html(api, f"/runs/{run_id}?tab=logs")
     assert "THE-END" not in page and "x" * ui_runs.SHOWN_MESSAGE in page
     assert "5007 more characters: download the logs for the whole line" in page
     assert "short" in page

@@ -462,9 +462,14 @@ async def logs_feed(
     """New log lines of a run after the cursor (the last line id the page has)."""
     try:
         run_id = uuid.UUID(argument)
+    except ValueError:
+        return [], cursor
+    try:
         after = min(max(int(cursor or 0), 0), MAX_LOG_ID)
     except (TypeError, ValueError):
-        return [], cursor
+        # An unreadable cursor (a hand-made Last-Event-ID): go on from the newest line,
+        # which the page showed when it loaded, rather than never sending a line again.
+        after = await ui_runs.last_log_id(session, run_id)
     lines = await ui_runs.logs_after(session, run_id, after)
     if not lines:
         return [], after
