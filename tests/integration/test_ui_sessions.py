@@ -274,3 +274,25 @@ async def test_a_sign_in_posted_from_another_site_is_refused(
         "/login", data={"api_key": key, "next": "/"}, headers={"Sec-Fetch-Site": "same-origin"}
     )
     assert own.status_code == 303 and "set-cookie" in own.headers
+
+
+async def test_an_open_event_stream_ends_soon_after_its_key_is_revoked(
+    api: httpx.AsyncClient, ui: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from skyrun.server.ui import events
+
+    monkeypatch.setattr(events, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(events, "RECHECK_KEY_SECONDS", 0.1)
+    monkeypatch.setattr(events, "STREAM_SECONDS", 60.0)
+    admin = await new_key(api, "admin", "admin")
+    await sign_in(ui, await new_key(api, "watcher", "read"))
+    stream = asyncio.create_task(ui.get("/ui/events?topic=variables"))
+    await asyncio.sleep(0.5)
+    assert not stream.done()  # the stream is open while the key is good
+    revoked = await ui.delete("/api/api_keys/watcher", headers={"Authorization": f"Bearer {admin}"})
+    assert revoked.status_code == 200, revoked.text
+    # It ends by itself (a guard of 10 s against the 60 s it would otherwise run).
+    done = await asyncio.wait_for(stream, 10)
+    assert done.status_code == 200

@@ -35,6 +35,8 @@ PROBES: dict[str, Probe] = {}
 FEEDS: dict[str, Feed] = {}
 POLL_SECONDS = 0.3
 STREAM_SECONDS = 120.0
+# How often an open stream checks that its session's key is still valid (revoked: it ends).
+RECHECK_KEY_SECONDS = 5.0
 KEEPALIVE_SECONDS = 15.0
 RETRY_MS = 500
 
@@ -78,15 +80,23 @@ async def events(request: Request, topic: str, cursor: str = "") -> Response:
     if watched is None and fed is None:
         return Response(f"no such live topic {name!r}", status_code=404, media_type="text/plain")
     database = request.app.state.database
+    auth = getattr(request.app.state, "api_key_auth", None)
+    session_key = getattr(getattr(request.state, "ui_session", None), "api_key", None)
 
     async def stream() -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
         last: Any = None
         position: Any = request.headers.get("last-event-id") or cursor or None
-        started = last_sent = time.monotonic()
+        started = last_sent = checked = time.monotonic()
         while time.monotonic() - started < STREAM_SECONDS:
             if await request.is_disconnected():
                 return
+            if auth is not None and time.monotonic() - checked > RECHECK_KEY_SECONDS:
+                # A key revoked while its page is open stops being served within seconds;
+                # the browser's reconnect then meets the login redirect.
+                if session_key is None or await auth.verify(session_key) is None:
+                    return
+                checked = time.monotonic()
             async with database.read_session() as session, session.begin():
                 if watched is not None:
                     current = await watched(session, argument)

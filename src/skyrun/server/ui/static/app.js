@@ -207,6 +207,6 @@ const skyrun = (() => {
     localTimes(document);
   });
 
-  return { api, flash, showErrors, formBody, hook, refresh, listen, ApiError };
+  return { api, flash, showErrors, formBody, hook, refresh, listen, localTimes, ApiError };
 })();
 window.skyrun = skyrun;

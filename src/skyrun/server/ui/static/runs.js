@@ -104,6 +104,7 @@
       if (response.redirected && new URL(response.url).pathname === "/login") { window.location.assign(response.url); return; }
       if (!response.ok) throw new Error(`the server answered ${response.status}`);
       holder.innerHTML = await response.text();
+      skyrun.localTimes(holder);
       holder.removeAttribute("data-lazy");
       holder.removeAttribute("aria-busy");
       if (name === "logs") logs.attach();
