@@ -307,3 +307,23 @@ async def test_every_json_body_is_decoded_strictly(api: httpx.AsyncClient) -> No
     assert_422(logs, "NaN is not a JSON number")
     batch = await api.post("/api/batch", content=b'{"logs": [{"nan": NaN}]}', headers=JSON)
     assert_422(batch, "NaN is not a JSON number")
+
+
+async def test_a_batch_or_logs_sent_as_text_is_refused(api: httpx.AsyncClient) -> None:
+    # JSON sent as text/plain is what a page on another site can make a browser send to
+    # a server without auth, with no CORS check first: the routes that read their raw
+    # body refuse it, as FastAPI's parsing refuses it for every other route.
+    logs = (
+        '[{"name": "x", "level": 20, "message": "injected", "timestamp": "2026-01-01T00:00:00Z"}]'
+    )
+    for path, body in (("/api/logs", logs), ("/api/batch", '{"task_runs": [], "logs": []}')):
+        response = await api.post(path, content=body, headers={"Content-Type": "text/plain"})
+        assert response.status_code == 415, response.text
+        assert "application/json" in response.json()["detail"]
+    sent = await api.post("/api/batch", content='{"task_runs": [], "logs": []}', headers=JSON)
+    assert sent.status_code == 200, sent.text
+    assert (
+        await api.post(
+            "/api/flows", content='{"name": "f"}', headers={"Content-Type": "text/plain"}
+        )
+    ).status_code == 422

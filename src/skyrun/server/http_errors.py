@@ -166,5 +166,6 @@ def document_errors(schema: dict[str, Any], *, open_paths: Iterable[str]) -> Non
                 add("409", "Conflicts with existing data")
             if "requestBody" in operation:
                 add("413", "The request body is larger than the server accepts")
+                add("415", "The body was sent with a Content-Type that is not JSON")
             if "requestBody" in operation or operation.get("parameters"):
                 add("422", "Validation Error", _VALIDATION_REF)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from skyrun.schemas.limits import MAX_LIST_OFFSET, check_json_value
 from skyrun.server.db.engine import Database
+from skyrun.server.errors import SkyrunServerError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,6 +70,36 @@ class ApiRoute(APIRoute):
         return strict_handler
 
 
+class NotJSON(SkyrunServerError):
+    """A body sent as something other than JSON (a cross-site form's text/plain)."""
+
+    status_code = 415
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body whose Content-Type is set and is not JSON.
+
+    The routes that read their raw body (batches, logs) would otherwise take JSON
+    sent as text/plain, which any web page can make a browser send cross-site, to a
+    server without auth, with no CORS check first. FastAPI's own body parsing already
+    refuses it for every other route.
+
+    Raises:
+        NotJSON: A 415 naming the type sent.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise NotJSON(
+            f"the body was sent as {media or 'an empty type'}; send it as JSON with "
+            "'Content-Type: application/json'"
+        )
+
+
 async def parse_json_body(request: Request, model: type[M]) -> M:
     """Validate the raw body in pydantic-core's JSON mode (for large, hot bodies).
 
@@ -76,6 +107,7 @@ async def parse_json_body(request: Request, model: type[M]) -> M:
     refuse NaN and infinities (schemas/limits.py). Errors come back as the usual
     422 with each field's location.
     """
+    require_json(request)
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:

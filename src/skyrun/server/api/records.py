@@ -26,7 +26,7 @@ from skyrun.schemas.core import (
     TaskRunRecord,
 )
 from skyrun.schemas.limits import JSONValue
-from skyrun.server.api.deps import parse_json_body
+from skyrun.server.api.deps import parse_json_body, require_json
 from skyrun.server.db import flow_runs, logs, task_runs
 
 
@@ -56,6 +56,7 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_batch(request: Request) -> Records:
     """The records of a `POST /batch` body (a 422 if it is not a batch)."""
+    require_json(request)
     body = await request.body()
     try:
         # Nearly every batch is valid throughout: one pass in pydantic's JSON mode.
@@ -71,6 +72,7 @@ async def read_batch(request: Request) -> Records:
 
 async def read_logs(request: Request) -> Records:
     """The records of a `POST /logs` body, a list of log lines (a 422 if it is not a list)."""
+    require_json(request)
     body = await request.body()
     try:
         lines = LogBatch.model_validate_json(body).root
