@@ -152,6 +152,14 @@ def test_the_keyboard_alone_reaches_the_content_with_a_visible_focus(
     )
     assert focused[0], "focus left the content"
     assert focused[1] != "none" and focused[2] >= 2
+    # A live refresh re-renders the fragment around it: the focus stays on the same link.
+    before = page.evaluate("() => document.activeElement.getAttribute('href')")
+    page.evaluate("() => skyrun.refresh()")
+    after = page.evaluate(
+        "() => [document.activeElement.getAttribute('href'),"
+        " document.activeElement.closest('[data-fragment]') !== null]"
+    )
+    assert after == [before, True], "a live refresh threw the focus away"
     # And Enter follows it, as a click would.
     page.keyboard.press("Enter")
     page.wait_for_load_state()

@@ -141,6 +141,20 @@ const skyrun = (() => {
     }
   }
 
+  // A selector that finds the same control again in a re-rendered fragment (by id, link
+  // target or field name), so a live refresh does not throw a keyboard user's focus away.
+  function focusKey(el) {
+    if (el.id) return `#${CSS.escape(el.id)}`;
+    const href = el.getAttribute("href");
+    if (href) return `${el.tagName.toLowerCase()}[href="${CSS.escape(href)}"]`;
+    const name = el.getAttribute("name");
+    if (name) {
+      const value = el.type === "checkbox" || el.type === "radio" ? `[value="${CSS.escape(el.value)}"]` : "";
+      return `${el.tagName.toLowerCase()}[name="${CSS.escape(name)}"]${value}`;
+    }
+    return null;
+  }
+
   // Re-fetch every live fragment of the page ([data-fragment="name"]), coalescing bursts.
   let refreshing = null;
   let again = false;
@@ -156,9 +170,9 @@ const skyrun = (() => {
         if (response.redirected && new URL(response.url).pathname === "/login") { window.location.assign(response.url); return; }
         if (!response.ok) return;
         const html = await response.text();
-        const focused = document.activeElement && el.contains(document.activeElement) ? document.activeElement.id : null;
+        const focused = document.activeElement && el.contains(document.activeElement) ? focusKey(document.activeElement) : null;
         el.innerHTML = html;
-        if (focused) document.getElementById(focused)?.focus();
+        if (focused) el.querySelector(focused)?.focus();
         el.dispatchEvent(new CustomEvent("skyrun:refreshed", { bubbles: true }));
       }));
       localTimes(document);
