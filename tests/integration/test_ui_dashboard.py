@@ -4,7 +4,6 @@ messages, late runs, pools with their workers, a fixed number of queries, the li
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,27 +12,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from skyrun.server.app import create_app
 from skyrun.server.ui.pages import dashboard
-from skyrun.settings import Settings
 
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(api_settings, run_services=False)
-    await application.state.database.migrate()
-    yield application
-    await application.state.database.dispose()
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
-        yield http
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,29 +17,12 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from processes import TEST_ENCRYPTION_KEY
-from skyrun.server.app import create_app
 from skyrun.server.ui.pages import runs as runs_page
 from skyrun.settings import Settings
 
 HTML = {"Accept": "text/html"}
 SCRIPT = "<script>window.__xss=1</script>"
 IMG = '<img src=x onerror="window.__xss=1">'
-
-
-@pytest.fixture
-async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(api_settings, run_services=False)
-    await application.state.database.migrate()
-    yield application
-    await application.state.database.dispose()
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
-        yield http
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
