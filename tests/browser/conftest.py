@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 CHROMIUM = Path(os.environ.get("SKYRUN_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -72,6 +73,13 @@ def page(browser: Any) -> Iterator[Any]:
     tab.on("dialog", accept)
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="module")
+def api(server: Any) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's `server` fixture's API (to seed and check data)."""
+    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
+        yield client
 
 
 def screenshot(page: Any, name: str) -> Path:

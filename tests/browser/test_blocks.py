@@ -32,12 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         process.stop()
 
 
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.api_url + "/", timeout=10) as client:
-        yield client
-
-
 @pytest.fixture
 def base(server: ServerProcess) -> str:
     return server.api_url.removesuffix("/api")

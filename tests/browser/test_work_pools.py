@@ -30,12 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.api_url + "/", timeout=30) as client:
-        yield client
-
-
 def site(server: ServerProcess) -> str:
     return server.api_url.removesuffix("/api")
 
